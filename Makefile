@@ -1,0 +1,110 @@
+# avatar.fcgi: build, test, run, benchmark, install.
+# Every variable below can be overridden on the command line (make CC=clang PREFIX=/usr).
+
+VERSION  = 0.1.0
+CC      ?= cc
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR   = $(PREFIX)/bin
+MANDIR   = $(PREFIX)/share/man/man1
+SHAREDIR = $(PREFIX)/share/avatar-fcgi
+
+WARN     = -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-prototypes \
+           -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef -Wvla -Wnull-dereference \
+           -Wconversion -Wno-sign-conversion
+CFLAGS  ?= -O2 -g
+CFLAGS  += -std=c11 $(WARN) -D_GNU_SOURCE -DAVATAR_VERSION='"$(VERSION)"' \
+           -fstack-protector-strong -D_FORTIFY_SOURCE=2
+LDFLAGS ?=
+LDLIBS   = -lfcgi
+
+# The modules of the responder. Each fcgi/X.c has fcgi/X.h as its whole API.
+MODS     = log conf num reqparse resolve sniff httpdate cond cache resp guard stats pool server
+OBJS     = $(MODS:%=fcgi/%.o)
+HDRS     = $(MODS:%=fcgi/%.h)
+
+all: avatar.fcgi
+
+avatar.fcgi: $(OBJS) fcgi/main.o
+	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) fcgi/main.o $(LDLIBS)
+
+fcgi/%.o: fcgi/%.c $(HDRS)
+	$(CC) $(CFLAGS) -c -o $@ $<
+
+# Sanitizer build used by the tests: same sources, separate objects.
+ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+build/asan/%.o: fcgi/%.c $(HDRS)
+	@mkdir -p build/asan
+	$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -c -o $@ $<
+build/avatar.fcgi.asan: $(MODS:%=build/asan/%.o) build/asan/main.o
+	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
+
+# Unit tests: one C file per module under tests/unit, each printing TAP.
+UNITS    = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
+build/unit/%: tests/unit/%.c tests/unit/tap.h $(MODS:%=build/asan/%.o)
+	@mkdir -p build/unit
+	$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -Ifcgi -o $@ $< $(filter-out build/asan/main.o,$(MODS:%=build/asan/%.o)) $(LDLIBS)
+
+# Test tools (FastCGI client used by the end-to-end tests).
+build/fcgi-client: tests/tools/fcgi-client.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -Werror -o $@ $<
+
+# libFuzzer target for the request-to-id path.
+FUZZ_SECONDS ?= 60
+build/fuzz_reqparse: tests/fuzz/fuzz_reqparse.c fcgi/reqparse.c fcgi/num.c $(HDRS)
+	@mkdir -p build
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ifcgi -o $@ \
+	    tests/fuzz/fuzz_reqparse.c fcgi/reqparse.c fcgi/num.c
+build/fuzz_guard: tests/fuzz/fuzz_guard.c fcgi/guard.c $(HDRS)
+	@mkdir -p build
+	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ifcgi -o $@ \
+	    tests/fuzz/fuzz_guard.c fcgi/guard.c
+
+TEST_BINS = avatar.fcgi build/avatar.fcgi.asan build/fcgi-client $(UNITS)
+
+deps:
+	@tests/lib/ensure-deps test
+
+test: deps
+	$(MAKE) CFLAGS="$(CFLAGS) -Werror" $(TEST_BINS)
+	prove $(PROVE_FLAGS) tests/t/
+
+fuzz: build/fuzz_reqparse build/fuzz_guard
+	tests/lib/run-fuzz $(FUZZ_SECONDS)
+
+stress: all build/fcgi-client
+	prove $(PROVE_FLAGS) tests/stress/
+
+bench: all
+	tests/bench/run $(if $(QUICK),--quick)
+
+SERVER ?= nginx
+MODE   ?=
+PORT   ?= 8080
+run: all
+	@tests/lib/ensure-deps run
+	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) --port $(PORT) --run .run/$(SERVER)
+
+INSTALL_FILES = $(BINDIR)/avatar.fcgi $(MANDIR)/avatar.fcgi.1
+install: all
+	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(SHAREDIR)
+	install -m 0755 avatar.fcgi $(DESTDIR)$(BINDIR)/avatar.fcgi
+	install -m 0644 fcgi/avatar.fcgi.1 $(DESTDIR)$(MANDIR)/avatar.fcgi.1
+	for d in nginx lighttpd systemd; do \
+	    install -d $(DESTDIR)$(SHAREDIR)/$$d; \
+	    for f in conf/$$d/*; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(SHAREDIR)/$$d/; done; \
+	done
+
+uninstall:
+	rm -f $(DESTDIR)$(BINDIR)/avatar.fcgi $(DESTDIR)$(MANDIR)/avatar.fcgi.1
+	for d in nginx lighttpd systemd; do \
+	    for f in conf/$$d/*; do rm -f $(DESTDIR)$(SHAREDIR)/$$d/$${f##*/}; done; \
+	    rmdir $(DESTDIR)$(SHAREDIR)/$$d 2>/dev/null || true; \
+	done
+	rmdir $(DESTDIR)$(SHAREDIR) 2>/dev/null || true
+
+clean:
+	rm -rf build fcgi/*.o avatar.fcgi .run
+
+.PHONY: all test deps fuzz stress bench run install uninstall clean
