@@ -1,0 +1,58 @@
+/*
+ * cache: a per-worker, bounded map from avatar id to what was last learned
+ * about its file: name, identity (device, inode, size, mtime, ctime), image
+ * type and, in bytes mode, the bytes. An entry is only a hint: the caller
+ * revalidates it against the file on every request, so a replaced avatar is
+ * served at once. Memory never exceeds the limit given to cache_init. No I/O.
+ */
+#ifndef AVATAR_CACHE_H
+#define AVATAR_CACHE_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "sniff.h"
+
+/* "-9223372036854775808.jpeg" plus NUL fits. */
+#define CACHE_NAME_MAX 32
+
+struct cache_ident {
+	dev_t dev;
+	ino_t ino;
+	off_t size;
+	struct timespec mtime, ctime;
+};
+
+struct cache_entry {
+	int64_t id;
+	char name[CACHE_NAME_MAX];	/* file name inside the directory */
+	struct cache_ident ident;
+	enum sniff_type type;
+	unsigned char *body;		/* NULL when not held */
+	size_t body_len;
+	/* private */
+	struct cache_entry *hnext, *lprev, *lnext;
+	size_t cost;
+};
+
+/* limit: bytes of entries and bodies together. */
+void cache_init(size_t limit);
+/* Returns the entry for id or NULL; a hit becomes most recently used. */
+struct cache_entry *cache_get(int64_t id);
+/*
+ * Stores (replacing any old entry for id) and takes ownership of body, a
+ * malloc'd buffer or NULL. Returns the entry, or NULL when it cannot be
+ * held within the limit (body is then freed).
+ */
+struct cache_entry *cache_put(int64_t id, const char *name,
+    const struct cache_ident *ident, enum sniff_type type,
+    unsigned char *body, size_t body_len);
+void cache_drop(int64_t id);
+/* Bytes currently held, for tests. */
+size_t cache_used(void);
+
+void cache_ident_from_stat(struct cache_ident *ci, const struct stat *st);
+int cache_ident_equal(const struct cache_ident *a, const struct cache_ident *b);
+
+#endif

@@ -1,0 +1,316 @@
+/*
+ * conf: option table, parsing and validation. Runs once at start-up, before
+ * any socket is touched; the only file it opens is the avatars directory.
+ */
+#include "conf.h"
+#include "log.h"
+#include "num.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef AVATAR_VERSION
+#define AVATAR_VERSION "0"
+#endif
+
+__attribute__((noreturn, format(printf, 1, 2)))
+static void
+fatal(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("avatar.fcgi: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	exit(2);
+}
+
+typedef void setter(struct conf *, const char *flag, const char *value);
+
+struct opt {
+	const char *name;	/* long flag without "--" */
+	const char *env;	/* environment variable */
+	const char *arg;	/* metavariable in --help */
+	const char *def;	/* default, applied through the setter */
+	setter *set;
+	const char *help;
+};
+
+static void
+copy_str(char *dst, size_t dstlen, const char *flag, const char *v)
+{
+	size_t n = strlen(v);
+
+	if (n >= dstlen)
+		fatal("%s: value is longer than %zu bytes", flag, dstlen - 1);
+	memcpy(dst, v, n + 1);
+}
+
+static int64_t
+int_in(const char *flag, const char *v, int64_t min, int64_t max)
+{
+	int64_t n;
+
+	if (num_parse_str(v, min, max, &n) == -1)
+		fatal("%s: \"%s\" is not an integer from %lld to %lld", flag, v,
+		    (long long)min, (long long)max);
+	return n;
+}
+
+static uint64_t
+size_in(const char *flag, const char *v, uint64_t max)
+{
+	uint64_t n;
+
+	if (num_parse_size(v, max, &n) == -1)
+		fatal("%s: \"%s\" is not a size (bytes, or with K, M, G) up to %llu",
+		    flag, v, (unsigned long long)max);
+	return n;
+}
+
+static void
+set_dir(struct conf *c, const char *f, const char *v)
+{
+	copy_str(c->dir, sizeof(c->dir), f, v);
+}
+
+static void
+set_mode(struct conf *c, const char *f, const char *v)
+{
+	if (strcmp(v, "bytes") == 0)
+		c->mode = MODE_BYTES;
+	else if (strcmp(v, "x-accel") == 0)
+		c->mode = MODE_X_ACCEL;
+	else if (strcmp(v, "x-sendfile") == 0)
+		c->mode = MODE_X_SENDFILE;
+	else
+		fatal("%s: \"%s\" is not one of bytes, x-accel, x-sendfile", f, v);
+}
+
+static void
+set_accel_prefix(struct conf *c, const char *f, const char *v)
+{
+	/* The prefix goes into a response header: printable ASCII only, and
+	 * it must be an absolute URI path for nginx to redirect to it. */
+	if (v[0] != '/')
+		fatal("%s: \"%s\" must start with /", f, v);
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			fatal("%s: only printable ASCII without spaces is allowed", f);
+	copy_str(c->accel_prefix, sizeof(c->accel_prefix), f, v);
+}
+
+static void
+set_default_id(struct conf *c, const char *f, const char *v)
+{
+	c->default_id = int_in(f, v, INT64_MIN, INT64_MAX);
+}
+
+static void
+set_missing(struct conf *c, const char *f, const char *v)
+{
+	if (strcmp(v, "default") == 0)
+		c->missing = MISSING_DEFAULT;
+	else if (strcmp(v, "404") == 0)
+		c->missing = MISSING_404;
+	else
+		fatal("%s: \"%s\" is not one of default, 404", f, v);
+}
+
+static void
+set_max_age(struct conf *c, const char *f, const char *v)
+{
+	c->max_age = int_in(f, v, 0, INT32_MAX);
+}
+
+static void
+set_default_max_age(struct conf *c, const char *f, const char *v)
+{
+	c->default_max_age = int_in(f, v, 0, INT32_MAX);
+}
+
+static void
+set_workers(struct conf *c, const char *f, const char *v)
+{
+	c->workers = int_in(f, v, 0, 256);
+}
+
+static void
+set_socket(struct conf *c, const char *f, const char *v)
+{
+	copy_str(c->socket, sizeof(c->socket), f, v);
+}
+
+static void
+set_socket_mode(struct conf *c, const char *f, const char *v)
+{
+	char *end;
+	long m;
+
+	errno = 0;
+	m = strtol(v, &end, 8);
+	if (v[0] < '0' || v[0] > '7' || *end != '\0' || errno != 0 || m > 0777)
+		fatal("%s: \"%s\" is not an octal mode up to 0777", f, v);
+	c->socket_mode = m;
+}
+
+static void
+set_backlog(struct conf *c, const char *f, const char *v)
+{
+	c->backlog = int_in(f, v, 1, 65535);
+}
+
+static void
+set_cache_size(struct conf *c, const char *f, const char *v)
+{
+	c->cache_size = size_in(f, v, 1ULL << 40);
+}
+
+static void
+set_cache_file_max(struct conf *c, const char *f, const char *v)
+{
+	c->cache_file_max = size_in(f, v, 1ULL << 30);
+}
+
+static void
+set_timeout(struct conf *c, const char *f, const char *v)
+{
+	c->timeout = int_in(f, v, 1, 3600);
+}
+
+static void
+set_log_level(struct conf *c, const char *f, const char *v)
+{
+	int l = log_level_parse(v);
+
+	if (l < 0)
+		fatal("%s: \"%s\" is not one of error, warn, info, debug", f, v);
+	c->log_level = l;
+}
+
+static const struct opt opts[] = {
+	{ "dir", "AVATAR_DIR", "DIR", "./avatars", set_dir,
+	  "directory holding ID.png, ID.jpg, ID.jpeg, ID.gif, ID.webp" },
+	{ "mode", "AVATAR_MODE", "MODE", "bytes", set_mode,
+	  "bytes, x-accel (nginx) or x-sendfile (lighttpd)" },
+	{ "accel-prefix", "AVATAR_ACCEL_PREFIX", "PATH", "/_avatars/", set_accel_prefix,
+	  "X-Accel-Redirect prefix of nginx's internal location" },
+	{ "default-id", "AVATAR_DEFAULT_ID", "ID", "-1", set_default_id,
+	  "id whose file answers for a missing avatar" },
+	{ "missing", "AVATAR_MISSING", "POLICY", "default", set_missing,
+	  "default (serve the default avatar) or 404" },
+	{ "max-age", "AVATAR_MAX_AGE", "SECONDS", "7200", set_max_age,
+	  "Cache-Control max-age of a real avatar" },
+	{ "default-max-age", "AVATAR_DEFAULT_MAX_AGE", "SECONDS", "60", set_default_max_age,
+	  "max-age of the default avatar and of 404 and 405 answers" },
+	{ "workers", "AVATAR_WORKERS", "N", "0", set_workers,
+	  "0: serve in this process; N: supervise N worker processes" },
+	{ "socket", "AVATAR_SOCKET", "ADDR", "", set_socket,
+	  "listen on PATH, HOST:PORT or [V6]:PORT instead of fd 0" },
+	{ "socket-mode", "AVATAR_SOCKET_MODE", "MODE", "0660", set_socket_mode,
+	  "permissions of a unix socket made by --socket" },
+	{ "backlog", "AVATAR_BACKLOG", "N", "1024", set_backlog,
+	  "listen backlog of a socket made by --socket" },
+	{ "cache-size", "AVATAR_CACHE_SIZE", "BYTES", "64M", set_cache_size,
+	  "memory cache limit per worker (bytes mode)" },
+	{ "cache-file-max", "AVATAR_CACHE_FILE_MAX", "BYTES", "1M", set_cache_file_max,
+	  "larger files are streamed, never cached" },
+	{ "timeout", "AVATAR_TIMEOUT", "SECONDS", "10", set_timeout,
+	  "time a peer has to send a request or take a response" },
+	{ "log-level", "AVATAR_LOG_LEVEL", "LEVEL", "info", set_log_level,
+	  "error, warn, info or debug (debug logs every request)" },
+};
+#define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+void
+conf_usage(void)
+{
+	printf("usage: avatar.fcgi [options]\n"
+	    "A FastCGI responder that serves user avatars behind nginx or lighttpd.\n\n");
+	for (size_t i = 0; i < NOPTS; i++) {
+		char lhs[64];
+
+		snprintf(lhs, sizeof(lhs), "--%s %s", opts[i].name, opts[i].arg);
+		printf("  %-24s %s\n  %-24s (%s, default %s)\n", lhs, opts[i].help,
+		    "", opts[i].env, opts[i].def[0] ? opts[i].def : "fd 0");
+	}
+	printf("  %-24s %s\n  %-24s %s\n", "--help", "show this help and exit",
+	    "--version", "print the version and exit");
+}
+
+static void
+open_dir(struct conf *c)
+{
+	char *abs;
+
+	c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (c->dirfd == -1)
+		fatal("--dir: %s: %s", c->dir, strerror(errno));
+	/* Opening needs only execute permission on the path; listing and
+	 * reading need read permission on the directory itself. */
+	if (faccessat(c->dirfd, ".", R_OK | X_OK, AT_EACCESS) == -1)
+		fatal("--dir: %s: %s", c->dir, strerror(errno));
+	if ((abs = realpath(c->dir, NULL)) == NULL)
+		fatal("--dir: %s: %s", c->dir, strerror(errno));
+	/* Room for "/" and the longest file name after it. */
+	if (strlen(abs) + 32 >= sizeof(c->dir_abs))
+		fatal("--dir: %s: path too long", c->dir);
+	strcpy(c->dir_abs, abs);
+	free(abs);
+}
+
+void
+conf_load(struct conf *c, int argc, char **argv)
+{
+	struct option lopts[NOPTS + 3];
+	size_t i;
+	int ch, idx;
+
+	memset(c, 0, sizeof(*c));
+	for (i = 0; i < NOPTS; i++) {
+		lopts[i] = (struct option){ opts[i].name, required_argument, NULL, (int)i };
+		opts[i].set(c, opts[i].name, opts[i].def);
+	}
+	lopts[i++] = (struct option){ "help", no_argument, NULL, 'h' };
+	lopts[i++] = (struct option){ "version", no_argument, NULL, 'V' };
+	lopts[i] = (struct option){ NULL, 0, NULL, 0 };
+
+	/* The environment first, so that flags override it. */
+	for (i = 0; i < NOPTS; i++) {
+		const char *v = getenv(opts[i].env);
+		if (v != NULL)
+			opts[i].set(c, opts[i].env, v);
+	}
+
+	opterr = 0;
+	while ((ch = getopt_long(argc, argv, ":", lopts, &idx)) != -1) {
+		char flag[64];
+
+		if (ch == 'h') {
+			conf_usage();
+			exit(0);
+		}
+		if (ch == 'V') {
+			printf("avatar.fcgi %s\n", AVATAR_VERSION);
+			exit(0);
+		}
+		if (ch == '?')
+			fatal("%s: unknown option (see --help)", argv[optind - 1]);
+		if (ch == ':')
+			fatal("%s: missing value", argv[optind - 1]);
+		snprintf(flag, sizeof(flag), "--%s", opts[ch].name);
+		opts[ch].set(c, flag, optarg);
+	}
+	if (optind < argc)
+		fatal("%s: unexpected argument (see --help)", argv[optind]);
+	open_dir(c);
+}

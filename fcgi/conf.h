@@ -1,0 +1,45 @@
+/*
+ * conf: every setting of the program in one struct, with every default in
+ * one table in conf.c. Options come from long flags and AVATAR_* environment
+ * variables (the flag wins). Start-up errors print one line naming the
+ * option or path and exit 2.
+ */
+#ifndef AVATAR_CONF_H
+#define AVATAR_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+enum conf_mode { MODE_BYTES, MODE_X_ACCEL, MODE_X_SENDFILE };
+enum conf_missing { MISSING_DEFAULT, MISSING_404 };
+
+#define CONF_PATH_MAX 1024
+
+struct conf {
+	char dir[CONF_PATH_MAX];	/* as given */
+	char dir_abs[CONF_PATH_MAX];	/* resolved, for X-Sendfile */
+	int dirfd;			/* opened once; every lookup is beneath it */
+	enum conf_mode mode;
+	char accel_prefix[256];
+	int64_t default_id;
+	enum conf_missing missing;
+	int64_t max_age;
+	int64_t default_max_age;
+	int64_t workers;		/* 0: serve in this process */
+	char socket[CONF_PATH_MAX];	/* empty: inherited socket */
+	int64_t socket_mode;
+	int64_t backlog;
+	uint64_t cache_size;
+	uint64_t cache_file_max;
+	int64_t timeout;		/* seconds */
+	int log_level;
+};
+
+/* Fills *c from the environment and argv; exits 0 for --help/--version and
+ * 2 on any bad value, after one line on stderr. */
+void conf_load(struct conf *c, int argc, char **argv);
+
+/* Prints the option list (the same one --help shows) to stdout. */
+void conf_usage(void);
+
+#endif

@@ -1,0 +1,58 @@
+/*
+ * avatar.fcgi: start-up. Reads the configuration, finds or makes the
+ * listening socket, maps the counters, then either serves in this process
+ * (--workers 0) or becomes the supervisor of a pool.
+ */
+#include "conf.h"
+#include "log.h"
+#include "pool.h"
+#include "resolve.h"
+#include "server.h"
+#include "sock.h"
+#include "stats.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+struct worker_arg {
+	const struct conf *c;
+	int listen_fd;
+};
+
+static int
+worker(unsigned slot, void *p)
+{
+	struct worker_arg *w = p;
+
+	(void)slot;
+	/* Each worker builds its own cache after the fork. */
+	resolve_init(w->c->dirfd, w->c->mode == MODE_BYTES,
+	    (size_t)w->c->cache_file_max, (size_t)w->c->cache_size);
+	return server_run(w->c, w->listen_fd);
+}
+
+int
+main(int argc, char **argv)
+{
+	static struct conf c;
+	struct worker_arg w;
+	int rc;
+
+	conf_load(&c, argc, argv);
+	log_set_level((enum log_level)c.log_level);
+	sock_allow_init();
+	w.c = &c;
+	w.listen_fd = sock_listen(c.socket, (int)c.socket_mode, (int)c.backlog);
+	if (stats_init() == -1) {
+		perror("avatar.fcgi: shared counters");
+		return 2;
+	}
+	if (c.workers == 0) {
+		stats_set_workers(1);
+		rc = worker(STATS_SLOTS - 1, &w);
+	} else {
+		rc = pool_run((unsigned)c.workers, (unsigned)c.timeout + 5, worker, &w);
+	}
+	sock_cleanup();
+	return rc;
+}

@@ -1,0 +1,17 @@
+/*
+ * pool: the supervisor. Pre-forks N workers that share the listening
+ * socket, restarts any that dies (with a back-off so a crash loop cannot
+ * spin the CPU), replaces them all on SIGHUP (new ones first, then the old
+ * ones drain), and on SIGTERM or SIGINT lets every worker drain and exits 0.
+ */
+#ifndef AVATAR_POOL_H
+#define AVATAR_POOL_H
+
+/* Called in each new worker with its stats slot; returns the exit status. */
+typedef int pool_worker_fn(unsigned slot, void *arg);
+
+/* Runs the pool until it is told to stop; returns the exit status.
+ * drain_seconds bounds how long workers may take to finish. */
+int pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn, void *arg);
+
+#endif

@@ -1,0 +1,47 @@
+/*
+ * resp: writes a CGI-style response (header lines, blank line, body)
+ * through a sink, so tests capture it in memory and the server sends it as
+ * FastCGI STDOUT. The whole header block is decided before the first byte
+ * goes out. This file never opens a file: bodies arrive as bytes or as an
+ * already opened descriptor.
+ */
+#ifndef AVATAR_RESP_H
+#define AVATAR_RESP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "conf.h"
+#include "reqparse.h"
+#include "resolve.h"
+
+struct sink {
+	/* Writes all of buf or returns -1. */
+	int (*write)(void *ctx, const void *buf, size_t len);
+	void *ctx;
+};
+
+/* HTTP status codes this responder sends. */
+enum resp_status {
+	RESP_OK = 200,
+	RESP_NOT_MODIFIED = 304,
+	RESP_NOT_FOUND = 404,
+	RESP_METHOD_NOT_ALLOWED = 405,
+	RESP_SERVER_ERROR = 500,
+};
+
+/*
+ * Answers with avatar a (is_default: it stands in for a missing one, so it
+ * gets the short lifetime). Returns the status sent, or -1 when the sink
+ * failed or a streamed file ended early: the caller must then abort the
+ * connection, since the promised Content-Length cannot be kept.
+ */
+int resp_avatar(const struct conf *c, const struct req *r,
+    const struct avatar *a, int is_default, struct sink *s);
+
+/* A small non-image answer (404, 405, /status, /metrics). */
+int resp_plain(const struct conf *c, const struct req *r, enum resp_status status,
+    const char *content_type, const char *cache_control,
+    const char *body, size_t len, struct sink *s);
+
+#endif

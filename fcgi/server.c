@@ -1,0 +1,474 @@
+/*
+ * server: a worker's epoll loop over the listening socket and every
+ * connection it accepted.
+ *
+ * Why not plain FCGX_Accept_r: libfcgi serves one connection at a time and
+ * blocks reading it with no timeout. A front server that keeps FastCGI
+ * connections open (nginx fastcgi_keep_conn) then pins a worker per idle
+ * connection, and a peer that stops mid-record pins one forever. Here the
+ * worker accepts itself, watches all its connections at once, and hands a
+ * connection to libfcgi only when guard.c has seen a whole, well-formed
+ * request in the socket buffer (MSG_PEEK), so libfcgi's reads never block.
+ *
+ * libfcgi is given no listening socket (-1): its FCGX_Accept_r reads the
+ * connection placed in ipcFd and, on a protocol error, closes it and fails
+ * at accept() instead of blocking. keepConnection is forced on around
+ * libfcgi so that it never closes a connection behind our back on success,
+ * and FCGX_Detach stops its lingering close (shutdown, then up to 2 s of
+ * select) on error. ipcFd and keepConnection sit in the "don't use" part of
+ * FCGX_Request; they are the only way to drive libfcgi this way, and the
+ * struct has been unchanged since 2.4.0.
+ */
+#include "server.h"
+#include "guard.h"
+#include "handler.h"
+#include "log.h"
+#include "reqparse.h"
+#include "sock.h"
+#include "stats.h"
+
+#include <errno.h>
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#define MAX_EVENTS 64
+#define ACCEPT_BATCH 64
+
+struct conn {
+	int fd;			/* -1: slot free */
+	int64_t deadline;	/* ms, CLOCK_MONOTONIC */
+	int in_epoll;
+};
+
+static volatile sig_atomic_t stop_requested;
+static const struct conf *cf;
+static int epfd = -1, lfd = -1;
+static struct conn *conns;
+static size_t nconns_cap, nconns;
+static unsigned char peekbuf[GUARD_MAX];
+static FCGX_Request req;
+
+static void
+on_stop(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static struct conn *
+conn_slot(int fd)
+{
+	if ((size_t)fd >= nconns_cap) {
+		size_t cap = nconns_cap ? nconns_cap : 256;
+		struct conn *n;
+
+		while (cap <= (size_t)fd)
+			cap *= 2;
+		if ((n = realloc(conns, cap * sizeof(*n))) == NULL)
+			return NULL;
+		for (size_t i = nconns_cap; i < cap; i++)
+			n[i].fd = -1;
+		conns = n;
+		nconns_cap = cap;
+	}
+	return &conns[fd];
+}
+
+/* Forgets a connection whose descriptor is already closed. */
+static void
+conn_forget(struct conn *c)
+{
+	c->fd = -1;
+	c->in_epoll = 0;
+	nconns--;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	/* close() also removes the descriptor from the epoll set. */
+	close(c->fd);
+	conn_forget(c);
+}
+
+static int
+sink_fcgi(void *ctx, const void *buf, size_t len)
+{
+	FCGX_Request *r = ctx;
+
+	while (len > 0) {
+		int chunk = len > 65536 ? 65536 : (int)len;
+
+		if (FCGX_PutStr(buf, chunk, r->out) != chunk)
+			return -1;
+		buf = (const char *)buf + chunk;
+		len -= (size_t)chunk;
+	}
+	return 0;
+}
+
+static void
+log_request(const struct req *r, int status)
+{
+	char path[256];
+	const char *uri = FCGX_GetParam("DOCUMENT_URI", req.envp);
+
+	if (uri == NULL)
+		uri = FCGX_GetParam("REQUEST_URI", req.envp);
+	if (uri == NULL)
+		uri = "";
+	log_escape(path, sizeof(path), uri, strlen(uri));
+	log_debug("%s %s -> %d", r->method == REQ_GET ? "GET" :
+	    r->method == REQ_HEAD ? "HEAD" : "other", path, status);
+}
+
+/* Runs one whole, buffered request through libfcgi and the handler. */
+static void
+conn_request(struct conn *c)
+{
+	struct req_params p;
+	struct req r;
+	struct sink s = { sink_fcgi, &req };
+	char drain[512];
+	int peer_keep, st;
+
+	req.ipcFd = c->fd;
+	req.keepConnection = 1;
+	FCGX_Detach(&req);
+	if (FCGX_Accept_r(&req) < 0) {
+		/* libfcgi met a protocol error and closed the connection. */
+		log_warnx("peer: malformed request; connection closed");
+		stats_inc(ST_ERRORS);
+		conn_forget(c);
+		req.ipcFd = -1;
+		return;
+	}
+	peer_keep = req.keepConnection;
+
+	/* Copy out what we need before anything else: envp is libfcgi's. */
+	p.method = FCGX_GetParam("REQUEST_METHOD", req.envp);
+	p.document_uri = FCGX_GetParam("DOCUMENT_URI", req.envp);
+	p.script_name = FCGX_GetParam("SCRIPT_NAME", req.envp);
+	p.path_info = FCGX_GetParam("PATH_INFO", req.envp);
+	p.request_uri = FCGX_GetParam("REQUEST_URI", req.envp);
+	p.if_none_match = FCGX_GetParam("HTTP_IF_NONE_MATCH", req.envp);
+	p.if_modified_since = FCGX_GetParam("HTTP_IF_MODIFIED_SINCE", req.envp);
+	req_parse(&p, &r);
+
+	st = handler_run(cf, &r, &s);
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_request(&r, st);
+
+	/* The guard saw the end of STDIN, so this never blocks. A body is
+	 * read and dropped so the connection is clean for the next request. */
+	while (FCGX_GetStr(drain, sizeof(drain), req.in) > 0)
+		;
+
+	if (st < 0) {
+		/* The response cannot be completed (the peer went away, or a
+		 * streamed file shrank): end the connection without
+		 * END_REQUEST so the front server sees the truncation. */
+		close(c->fd);
+		req.ipcFd = -1;
+		FCGX_Finish_r(&req);
+		conn_forget(c);
+		stats_inc(ST_ERRORS);
+		return;
+	}
+	req.keepConnection = 1;
+	FCGX_Detach(&req);
+	FCGX_Finish_r(&req);
+	if (req.ipcFd < 0) {
+		/* Writing failed; libfcgi closed the descriptor. */
+		conn_forget(c);
+		return;
+	}
+	req.ipcFd = -1;
+	if (!peer_keep || stop_requested) {
+		conn_close(c);
+		return;
+	}
+	c->deadline = now_ms() + cf->timeout * 1000;
+}
+
+/*
+ * Looks at what a connection has sent. hup: the peer has shut down its
+ * side, so what is buffered is all that will ever come. Returns 1 when the
+ * connection is still open and waiting for bytes, 0 when it was closed.
+ */
+static int
+conn_service(struct conn *c, int hup)
+{
+	const char *why;
+	size_t used;
+	ssize_t n;
+
+	for (;;) {
+		n = recv(c->fd, peekbuf, sizeof(peekbuf), MSG_PEEK | MSG_DONTWAIT);
+		if (n == 0) {
+			conn_close(c);
+			return 0;
+		}
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK)
+				return 1;
+			conn_close(c);
+			return 0;
+		}
+		switch (guard_check(peekbuf, (size_t)n, &used, &why)) {
+		case GUARD_MORE:
+			if (hup) {
+				conn_close(c);
+				return 0;
+			}
+			return 1;
+		case GUARD_BAD:
+			log_warnx("peer: %s; connection closed", why);
+			stats_inc(ST_ERRORS);
+			conn_close(c);
+			return 0;
+		case GUARD_COMPLETE:
+			conn_request(c);
+			if (c->fd < 0)
+				return 0;
+			if (hup) {
+				conn_close(c);
+				return 0;
+			}
+			/* A kept connection: anything more is the next
+			 * request, which arrives later; back to epoll. */
+			return 1;
+		}
+	}
+}
+
+static void
+conn_watch(struct conn *c)
+{
+	/*
+	 * Edge-triggered: a connection holding half a request keeps its
+	 * bytes in the socket (we only peek), so a level-triggered watch
+	 * would wake us for it again and again. Each arrival of new bytes
+	 * is an edge; that is the only time the guard can change its mind.
+	 */
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
+		.data.fd = c->fd,
+	};
+
+	if (c->in_epoll)
+		return;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
+		log_warn("epoll_ctl");
+		conn_close(c);
+		return;
+	}
+	c->in_epoll = 1;
+}
+
+static void
+accept_some(void)
+{
+	for (int i = 0; i < ACCEPT_BATCH; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		struct timeval tv = { .tv_sec = cf->timeout };
+		struct conn *c;
+		int fd;
+
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK) {
+				/* EMFILE and friends: back off instead of
+				 * spinning on a queue we cannot take. */
+				log_warn("accept");
+				if (errno == EMFILE || errno == ENFILE ||
+				    errno == ENOBUFS || errno == ENOMEM)
+					usleep(10000);
+			}
+			return;
+		}
+		if (!sock_peer_allowed(&ss, sslen)) {
+			log_warnx("peer not in FCGI_WEB_SERVER_ADDRS; closed");
+			stats_inc(ST_ERRORS);
+			close(fd);
+			continue;
+		}
+		/* The connection stays blocking for libfcgi's writes, but
+		 * a peer that stops reading can hold a worker only this
+		 * long per write. */
+		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+		if ((c = conn_slot(fd)) == NULL) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->in_epoll = 0;
+		c->deadline = now_ms() + cf->timeout * 1000;
+		nconns++;
+		/* The front server usually writes its request right after
+		 * connecting: try it now and skip epoll when it is done. */
+		if (conn_service(c, 0))
+			conn_watch(c);
+	}
+}
+
+/* Closes connections past their deadline: idle kept ones and peers that
+ * never finished a request (slowloris). */
+static void
+sweep(int64_t now)
+{
+	for (size_t i = 0; i < nconns_cap; i++) {
+		struct conn *c = &conns[i];
+
+		if (c->fd < 0 || c->deadline > now)
+			continue;
+		conn_close(c);
+	}
+}
+
+static void
+begin_stop(void)
+{
+	/* Take what the kernel already queued for us, then stop listening:
+	 * a connection in the backlog is a request already accepted. */
+	accept_some();
+	epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
+	close(lfd);
+	lfd = -1;
+	/* Idle kept connections hold no request: close them now. nginx
+	 * retries a request that fails on a cached connection. */
+	for (size_t i = 0; i < nconns_cap; i++) {
+		struct conn *c = &conns[i];
+		ssize_t n;
+
+		if (c->fd < 0)
+			continue;
+		n = recv(c->fd, peekbuf, 1, MSG_PEEK | MSG_DONTWAIT);
+		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+			conn_close(c);
+	}
+}
+
+int
+server_run(const struct conf *c, int listen_fd)
+{
+	struct epoll_event ev, evs[MAX_EVENTS];
+	struct sigaction sa;
+	struct rlimit rl;
+	sigset_t block, waitmask;
+	int64_t last_sweep = now_ms(), stop_deadline = 0;
+
+	cf = c;
+	lfd = listen_fd;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigaction(SIGHUP, &sa, NULL);
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	/* Signals arrive only inside epoll_pwait, so a stop request can
+	 * never fall between a check of the flag and the wait. */
+	sigemptyset(&block);
+	sigaddset(&block, SIGTERM);
+	sigaddset(&block, SIGINT);
+	sigaddset(&block, SIGHUP);
+	sigprocmask(SIG_BLOCK, &block, &waitmask);
+	sigdelset(&waitmask, SIGTERM);
+	sigdelset(&waitmask, SIGINT);
+	sigdelset(&waitmask, SIGHUP);
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, -1, 0) != 0) {
+		log_errx("libfcgi initialisation failed");
+		return 1;
+	}
+	/* libfcgi installs its own handlers in FCGX_Init; ours win. */
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGPIPE, &sa, NULL);
+	sa.sa_handler = on_stop;
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGUSR1, &sa, NULL);
+
+	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+		log_err("epoll_create1");
+		return 1;
+	}
+	(void)fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
+	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
+	ev.data.fd = lfd;
+	if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev) == -1) {
+		log_err("epoll_ctl listen");
+		return 1;
+	}
+
+	for (;;) {
+		int n, timeout = nconns ? 500 : -1;
+		int64_t now;
+
+		if (stop_requested && lfd >= 0) {
+			begin_stop();
+			stop_deadline = now_ms() + c->timeout * 1000 + 1000;
+		}
+		if (lfd < 0) {
+			if (nconns == 0)
+				break;
+			if (now_ms() > stop_deadline) {
+				log_warnx("stopping with %zu connections unfinished", nconns);
+				break;
+			}
+			timeout = 200;
+		}
+		n = epoll_pwait(epfd, evs, MAX_EVENTS, timeout, &waitmask);
+		if (n == -1 && errno != EINTR) {
+			log_err("epoll_pwait");
+			return 1;
+		}
+		for (int i = 0; i < n; i++) {
+			int fd = evs[i].data.fd;
+
+			if (fd == lfd) {
+				if (!stop_requested)
+					accept_some();
+				continue;
+			}
+			if ((size_t)fd < nconns_cap && conns[fd].fd == fd)
+				(void)conn_service(&conns[fd], (evs[i].events &
+				    (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+		}
+		now = now_ms();
+		if (nconns && now - last_sweep >= 500) {
+			sweep(now);
+			last_sweep = now;
+		}
+	}
+	close(epfd);
+	return 0;
+}

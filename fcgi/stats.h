@@ -1,0 +1,43 @@
+/*
+ * stats: request counters shared by all worker processes. One mapping is
+ * made before the pool forks; each worker owns one slot and is its only
+ * writer, so the hot path is a plain relaxed store, no lock and no locked
+ * instruction. Readers sum the slots. Slots are never cleared, so totals
+ * only grow, across worker restarts too.
+ */
+#ifndef AVATAR_STATS_H
+#define AVATAR_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+/* Two generations of the largest pool may overlap during a SIGHUP. */
+#define STATS_SLOTS 513
+
+enum stats_counter {
+	ST_REQUESTS,		/* every request answered */
+	ST_HITS,		/* 200 with the requested avatar */
+	ST_DEFAULTS,		/* 200 with the default avatar */
+	ST_NOT_MODIFIED,	/* 304 */
+	ST_NOT_FOUND,		/* 404 */
+	ST_METHOD_NOT_ALLOWED,	/* 405 */
+	ST_ERRORS,		/* 5xx, aborted responses, rejected peers */
+	ST_NCOUNTERS
+};
+
+/* Maps the shared page; returns 0 or -1 (errno set). */
+int stats_init(void);
+/* The slot this process writes from now on. */
+void stats_use_slot(unsigned slot);
+/* Adds one to a counter of this process's slot. */
+void stats_inc(enum stats_counter c);
+/* Supervisor-side bookkeeping. */
+void stats_set_workers(unsigned alive);
+void stats_add_restart(void);
+
+/* Renders the totals. Return the length written (< size) or -1. */
+int stats_json(char *buf, size_t size);
+int stats_prometheus(char *buf, size_t size);
+
+#endif
