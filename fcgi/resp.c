@@ -92,7 +92,7 @@ resp_plain(const struct conf *c, const struct req *r, enum resp_status st,
 	hdr_add(&h, "Content-Length: %zu\r\n\r\n", len);
 	if (send_hdr(&h, s) == -1)
 		return -1;
-	if (r->method != REQ_HEAD && len > 0 && s->write(s->ctx, body, len) == -1)
+	if (r->method != REQ_HEAD && len > 0 && s->body(s->ctx, body, len) == -1)
 		return -1;
 	return (int)st;
 }
@@ -166,6 +166,6 @@ resp_avatar(const struct conf *c, const struct req *r, const struct avatar *a,
 	if (st != RESP_OK || r->method == REQ_HEAD)
 		return (int)st;
 	if (a->body != NULL || a->ident.size == 0)
-		return s->write(s->ctx, a->body, a->body_len) == -1 ? -1 : (int)st;
+		return s->body(s->ctx, a->body, a->body_len) == -1 ? -1 : (int)st;
 	return stream_fd(a->fd, (uint64_t)a->ident.size, s) == -1 ? -1 : (int)st;
 }

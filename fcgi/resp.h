@@ -16,8 +16,11 @@
 #include "resolve.h"
 
 struct sink {
-	/* Writes all of buf or returns -1. */
+	/* Takes a copy of buf (or sends it now); returns 0 or -1. */
 	int (*write)(void *ctx, const void *buf, size_t len);
+	/* Like write, for a response body that stays valid and unchanged
+	 * until the response is finished, so it may be sent uncopied. */
+	int (*body)(void *ctx, const void *buf, size_t len);
 	void *ctx;
 };
 

@@ -10,19 +10,21 @@
  * connection to libfcgi only when guard.c has seen a whole, well-formed
  * request in the socket buffer (MSG_PEEK), so libfcgi's reads never block.
  *
- * libfcgi is given no listening socket (-1): its FCGX_Accept_r reads the
- * connection placed in ipcFd and, on a protocol error, closes it and fails
- * at accept() instead of blocking. keepConnection is forced on around
- * libfcgi so that it never closes a connection behind our back on success,
- * and FCGX_Detach stops its lingering close (shutdown, then up to 2 s of
- * select) on error. ipcFd and keepConnection sit in the "don't use" part of
- * FCGX_Request; they are the only way to drive libfcgi this way, and the
- * struct has been unchanged since 2.4.0.
+ * libfcgi parses the request: it is given no listening socket (-1), so its
+ * FCGX_Accept_r reads the connection placed in ipcFd and, on a protocol
+ * error, closes it and fails at accept() instead of blocking.
+ * keepConnection is forced on so that it never closes a connection behind
+ * our back, and FCGX_Detach stops its lingering close (shutdown, then up to
+ * 2 s of select) on error. ipcFd and keepConnection sit in the "don't use"
+ * part of FCGX_Request; they are the only way to drive libfcgi this way,
+ * and the struct has been unchanged since 2.4.0. The response goes out
+ * through out.c in one writev, and FCGX_Free releases libfcgi's side.
  */
 #include "server.h"
 #include "guard.h"
 #include "handler.h"
 #include "log.h"
+#include "out.h"
 #include "reqparse.h"
 #include "sock.h"
 #include "stats.h"
@@ -108,22 +110,6 @@ conn_close(struct conn *c)
 	conn_forget(c);
 }
 
-static int
-sink_fcgi(void *ctx, const void *buf, size_t len)
-{
-	FCGX_Request *r = ctx;
-
-	while (len > 0) {
-		int chunk = len > 65536 ? 65536 : (int)len;
-
-		if (FCGX_PutStr(buf, chunk, r->out) != chunk)
-			return -1;
-		buf = (const char *)buf + chunk;
-		len -= (size_t)chunk;
-	}
-	return 0;
-}
-
 static void
 log_request(const struct req *r, int status)
 {
@@ -143,9 +129,10 @@ log_request(const struct req *r, int status)
 static void
 conn_request(struct conn *c)
 {
+	static struct out out;
 	struct req_params p;
 	struct req r;
-	struct sink s = { sink_fcgi, &req };
+	struct sink s;
 	char drain[512];
 	int peer_keep, st;
 
@@ -172,35 +159,31 @@ conn_request(struct conn *c)
 	p.if_modified_since = FCGX_GetParam("HTTP_IF_MODIFIED_SINCE", req.envp);
 	req_parse(&p, &r);
 
-	st = handler_run(cf, &r, &s);
-	if (log_enabled(LOG_LVL_DEBUG))
-		log_request(&r, st);
-
 	/* The guard saw the end of STDIN, so this never blocks. A body is
 	 * read and dropped so the connection is clean for the next request. */
 	while (FCGX_GetStr(drain, sizeof(drain), req.in) > 0)
 		;
 
-	if (st < 0) {
-		/* The response cannot be completed (the peer went away, or a
-		 * streamed file shrank): end the connection without
-		 * END_REQUEST so the front server sees the truncation. */
-		close(c->fd);
-		req.ipcFd = -1;
-		FCGX_Finish_r(&req);
-		conn_forget(c);
-		stats_inc(ST_ERRORS);
-		return;
-	}
-	req.keepConnection = 1;
-	FCGX_Detach(&req);
-	FCGX_Finish_r(&req);
-	if (req.ipcFd < 0) {
-		/* Writing failed; libfcgi closed the descriptor. */
-		conn_forget(c);
-		return;
-	}
+	out_begin(&out, c->fd, (unsigned)req.requestId,
+	    now_ms() + cf->timeout * 1000);
+	s = out_sink(&out);
+	st = handler_run(cf, &r, &s);
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_request(&r, st);
+	/* Our own writer sent the response: free libfcgi's side without
+	 * letting it write a second END_REQUEST or close anything. */
+	FCGX_Free(&req, 0);
 	req.ipcFd = -1;
+
+	if (st < 0 || out_finish(&out) == -1) {
+		/* The response cannot be completed (the peer went away or
+		 * stalled, or a streamed file shrank): end the connection
+		 * without END_REQUEST so the front server sees the
+		 * truncation instead of a short body. */
+		stats_inc(ST_ERRORS);
+		conn_close(c);
+		return;
+	}
 	if (!peer_keep || stop_requested) {
 		conn_close(c);
 		return;
@@ -291,11 +274,11 @@ accept_some(void)
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		struct sockaddr_storage ss;
 		socklen_t sslen = sizeof(ss);
-		struct timeval tv = { .tv_sec = cf->timeout };
 		struct conn *c;
 		int fd;
 
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC);
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_CLOEXEC | SOCK_NONBLOCK);
 		if (fd == -1) {
 			if (errno == EINTR || errno == ECONNABORTED)
 				continue;
@@ -315,10 +298,6 @@ accept_some(void)
 			close(fd);
 			continue;
 		}
-		/* The connection stays blocking for libfcgi's writes, but
-		 * a peer that stops reading can hold a worker only this
-		 * long per write. */
-		(void)setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
 		if ((c = conn_slot(fd)) == NULL) {
 			close(fd);
 			continue;

@@ -1,0 +1,261 @@
+/*
+ * fcgi-client: the project's own FastCGI client for tests. Sends one or
+ * more responder requests over a unix or TCP socket and prints the STDOUT
+ * stream of each response; STDERR records go to stderr.
+ *
+ *   fcgi-client [-k N] [-t SECONDS] [-b BODYFILE] SOCKET NAME=VALUE ...
+ *
+ * -k N   send N requests one after another on one connection with
+ *        FCGI_KEEP_CONN set (as nginx fastcgi_keep_conn does)
+ * -t S   give up after S seconds without a byte (exit 3)
+ * -b F   send the contents of F as FCGI_STDIN
+ * Exit: 0 every request ended with END_REQUEST; 1 the connection ended
+ * first; 2 usage or connect error; 3 timeout.
+ */
+#include <errno.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+static int timeout_ms = 10000;
+
+static int
+connect_to(const char *spec)
+{
+	int fd;
+
+	if (strchr(spec, '/') != NULL) {
+		struct sockaddr_un sun = { .sun_family = AF_UNIX };
+
+		if (strlen(spec) >= sizeof(sun.sun_path))
+			return -1;
+		strcpy(sun.sun_path, spec);
+		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
+			return -1;
+		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
+			close(fd);
+			return -1;
+		}
+		return fd;
+	} else {
+		char host[256];
+		const char *colon = strrchr(spec, ':');
+		struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *res;
+		size_t hl;
+
+		if (colon == NULL || (hl = (size_t)(colon - spec)) >= sizeof(host))
+			return -1;
+		memcpy(host, spec, hl);
+		host[hl] = '\0';
+		if (host[0] == '[' && hl > 2 && host[hl - 1] == ']') {
+			memmove(host, host + 1, hl - 2);
+			host[hl - 2] = '\0';
+		}
+		if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
+			return -1;
+		fd = socket(res->ai_family, SOCK_STREAM, 0);
+		if (fd != -1 && connect(fd, res->ai_addr, res->ai_addrlen) == -1) {
+			close(fd);
+			fd = -1;
+		}
+		freeaddrinfo(res);
+		return fd;
+	}
+}
+
+struct buf {
+	unsigned char *p;
+	size_t len, cap;
+};
+
+static void
+put(struct buf *b, const void *d, size_t n)
+{
+	if (b->len + n > b->cap) {
+		b->cap = (b->len + n) * 2 + 64;
+		if ((b->p = realloc(b->p, b->cap)) == NULL)
+			exit(2);
+	}
+	memcpy(b->p + b->len, d, n);
+	b->len += n;
+}
+
+static void
+record(struct buf *b, int type, int id, const unsigned char *c, size_t n)
+{
+	unsigned char h[8] = { 1, (unsigned char)type, (unsigned char)(id >> 8),
+	    (unsigned char)id, (unsigned char)(n >> 8), (unsigned char)n, 0, 0 };
+
+	put(b, h, 8);
+	put(b, c, n);
+}
+
+static void
+pair_len(struct buf *b, size_t n)
+{
+	if (n < 128) {
+		unsigned char c = (unsigned char)n;
+		put(b, &c, 1);
+	} else {
+		unsigned char c[4] = { (unsigned char)((n >> 24) | 0x80),
+		    (unsigned char)(n >> 16), (unsigned char)(n >> 8), (unsigned char)n };
+		put(b, c, 4);
+	}
+}
+
+static int
+read_full(int fd, unsigned char *p, size_t n)
+{
+	size_t got = 0;
+
+	while (got < n) {
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		ssize_t r;
+
+		if (poll(&pfd, 1, timeout_ms) == 0)
+			return -3;
+		r = read(fd, p + got, n - got);
+		if (r == -1 && errno == EINTR)
+			continue;
+		if (r <= 0)
+			return -1;
+		got += (size_t)r;
+	}
+	return 0;
+}
+
+static int
+write_all(int fd, const unsigned char *p, size_t n)
+{
+	while (n > 0) {
+		ssize_t w = write(fd, p, n);
+		if (w == -1 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return -1;
+		p += w;
+		n -= (size_t)w;
+	}
+	return 0;
+}
+
+int
+main(int argc, char **argv)
+{
+	struct buf params = { 0 }, req = { 0 }, body = { 0 };
+	int ch, nreq = 1, keep = 0, fd, id = 1;
+
+	while ((ch = getopt(argc, argv, "k:t:b:")) != -1) {
+		switch (ch) {
+		case 'k':
+			nreq = atoi(optarg);
+			keep = 1;
+			break;
+		case 't':
+			timeout_ms = atoi(optarg) * 1000;
+			break;
+		case 'b': {
+			FILE *f = fopen(optarg, "rb");
+			unsigned char tmp[4096];
+			size_t n;
+
+			if (f == NULL) {
+				perror(optarg);
+				return 2;
+			}
+			while ((n = fread(tmp, 1, sizeof(tmp), f)) > 0)
+				put(&body, tmp, n);
+			fclose(f);
+			break;
+		}
+		default:
+			fprintf(stderr, "usage: fcgi-client [-k N] [-t S] [-b FILE] SOCKET NAME=VALUE...\n");
+			return 2;
+		}
+	}
+	if (optind >= argc || nreq < 1) {
+		fprintf(stderr, "usage: fcgi-client [-k N] [-t S] [-b FILE] SOCKET NAME=VALUE...\n");
+		return 2;
+	}
+	if ((fd = connect_to(argv[optind])) == -1) {
+		fprintf(stderr, "fcgi-client: cannot connect to %s: %s\n", argv[optind],
+		    strerror(errno));
+		return 2;
+	}
+	for (int i = optind + 1; i < argc; i++) {
+		const char *eq = strchr(argv[i], '=');
+		size_t nl, vl;
+
+		if (eq == NULL)
+			continue;
+		nl = (size_t)(eq - argv[i]);
+		vl = strlen(eq + 1);
+		pair_len(&params, nl);
+		pair_len(&params, vl);
+		put(&params, argv[i], nl);
+		put(&params, eq + 1, vl);
+	}
+
+	for (int r = 0; r < nreq; r++) {
+		unsigned char begin[8] = { 0, 1, (unsigned char)(keep ? 1 : 0), 0, 0, 0, 0, 0 };
+		size_t off;
+		int ended = 0;
+
+		req.len = 0;
+		record(&req, 1, id, begin, 8);
+		for (off = 0; off < params.len; off += 65535) {
+			size_t n = params.len - off > 65535 ? 65535 : params.len - off;
+			record(&req, 4, id, params.p + off, n);
+		}
+		record(&req, 4, id, NULL, 0);
+		for (off = 0; off < body.len; off += 65535) {
+			size_t n = body.len - off > 65535 ? 65535 : body.len - off;
+			record(&req, 5, id, body.p + off, n);
+		}
+		record(&req, 5, id, NULL, 0);
+		if (write_all(fd, req.p, req.len) == -1) {
+			fprintf(stderr, "fcgi-client: write: %s\n", strerror(errno));
+			return 1;
+		}
+		while (!ended) {
+			unsigned char h[8], content[65536 + 256];
+			size_t clen, plen;
+			int rc = read_full(fd, h, 8);
+
+			if (rc == -3) {
+				fprintf(stderr, "fcgi-client: timeout\n");
+				return 3;
+			}
+			if (rc == -1) {
+				fprintf(stderr, "fcgi-client: connection closed before END_REQUEST\n");
+				return 1;
+			}
+			clen = (size_t)h[4] << 8 | h[5];
+			plen = h[6];
+			rc = read_full(fd, content, clen + plen);
+			if (rc == -3) {
+				fprintf(stderr, "fcgi-client: timeout\n");
+				return 3;
+			}
+			if (rc == -1) {
+				fprintf(stderr, "fcgi-client: connection closed mid-record\n");
+				return 1;
+			}
+			if (h[1] == 6)
+				fwrite(content, 1, clen, stdout);
+			else if (h[1] == 7)
+				fwrite(content, 1, clen, stderr);
+			else if (h[1] == 3)
+				ended = 1;
+		}
+		fflush(stdout);
+		id = id % 65535 + 1;
+	}
+	close(fd);
+	return 0;
+}
