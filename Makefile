@@ -35,7 +35,7 @@ fcgi/%.o: fcgi/%.c $(HDRS)
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
 build/asan/%.o: fcgi/%.c $(HDRS)
 	@mkdir -p build/asan
-	$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -c -o $@ $<
+	@$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -c -o $@ $<
 build/avatar.fcgi.asan: $(MODS:%=build/asan/%.o) build/asan/main.o
 	$(CC) $(CFLAGS) $(ASAN_FLAGS) -o $@ $^ $(LDLIBS)
 
@@ -43,7 +43,7 @@ build/avatar.fcgi.asan: $(MODS:%=build/asan/%.o) build/asan/main.o
 UNITS    = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
 build/unit/%: tests/unit/%.c tests/unit/tap.h $(MODS:%=build/asan/%.o)
 	@mkdir -p build/unit
-	$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -Ifcgi -o $@ $< $(filter-out build/asan/main.o,$(MODS:%=build/asan/%.o)) $(LDLIBS)
+	@$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -Ifcgi -o $@ $< $(filter-out build/asan/main.o,$(MODS:%=build/asan/%.o)) $(LDLIBS)
 
 # Test tools (FastCGI client used by the end-to-end tests).
 build/fcgi-client: tests/tools/fcgi-client.c

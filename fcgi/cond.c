@@ -58,12 +58,17 @@ inm_matches(const char *p, const char *etag)
 			p++;
 		}
 		p++;
-		if ((size_t)(p - start) == etaglen && memcmp(start, etag, etaglen) == 0)
-			return 1;
-		while (is_ows(*p))
-			p++;
-		if (*p != ',' && *p != '\0')
-			return 0;
+		{
+			const char *end = p;
+
+			while (is_ows(*p))
+				p++;
+			if (*p != ',' && *p != '\0')
+				return 0;
+			if ((size_t)(end - start) == etaglen &&
+			    memcmp(start, etag, etaglen) == 0)
+				return 1;
+		}
 	}
 }
 

@@ -1,0 +1,57 @@
+/* Unit tests for cache.c: the memory bound, LRU order, replacement. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "cache.h"
+#include "tap.h"
+
+static unsigned char *
+blob(size_t n)
+{
+	unsigned char *p = malloc(n);
+	memset(p, 7, n);
+	return p;
+}
+
+int
+main(void)
+{
+	struct cache_ident id = { 0 };
+	size_t e = sizeof(struct cache_entry);
+
+	cache_init(3 * (e + 1000));
+	ok(cache_put(1, "1.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 1");
+	ok(cache_put(2, "2.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 2");
+	ok(cache_put(3, "3.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 3");
+	ok(cache_used() == 3 * (e + 1000), "used counts entries and bodies");
+	ok(cache_get(1) != NULL, "touch 1 so 2 is the coldest");
+	ok(cache_put(4, "4.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 4");
+	ok(cache_get(2) == NULL, "coldest entry evicted");
+	ok(cache_get(1) && cache_get(3) && cache_get(4), "others kept");
+	ok(cache_used() <= 3 * (e + 1000), "never above the limit");
+	ok(cache_put(5, "5.png", &id, SNIFF_PNG, blob(5000), 5000) == NULL,
+	    "an entry bigger than the whole cache is refused");
+	ok(cache_get(1) && cache_get(3) && cache_get(4), "a refused entry evicts nothing");
+	ok(cache_put(3, "3.jpg", &id, SNIFF_JPEG, blob(10), 10) != NULL, "replace 3");
+	ok(strcmp(cache_get(3)->name, "3.jpg") == 0 && cache_get(3)->type == SNIFF_JPEG,
+	    "replacement wins");
+	cache_drop(3);
+	ok(cache_get(3) == NULL, "drop");
+	ok(cache_put(-9, "-9.png", &id, SNIFF_PNG, NULL, 0) != NULL && cache_get(-9)->body == NULL,
+	    "metadata-only entry");
+	for (int i = 0; i < 10000; i++)
+		cache_put(i, "x", &id, SNIFF_PNG, blob(100), 100);
+	ok(cache_used() <= 3 * (e + 1000), "10000 puts stay within the limit");
+	{
+		struct cache_ident a = { 0 }, b = { 0 };
+		a.ino = 1; b.ino = 1;
+		ok(cache_ident_equal(&a, &b), "ident equal");
+		b.mtime.tv_nsec = 1;
+		ok(!cache_ident_equal(&a, &b), "mtime nanoseconds differ");
+		b = a; b.ctime.tv_sec = 1;
+		ok(!cache_ident_equal(&a, &b), "ctime differs");
+		b = a; b.size = 2;
+		ok(!cache_ident_equal(&a, &b), "size differs");
+	}
+	return tap_done();
+}

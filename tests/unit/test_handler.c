@@ -1,0 +1,320 @@
+/*
+ * Unit tests for handler.c, resolve.c and resp.c together: a temporary
+ * avatars directory, every mode, and a memory sink that captures the CGI
+ * response. Table-driven: request path, method and expected status,
+ * Content-Type and Cache-Control.
+ */
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "conf.h"
+#include "handler.h"
+#include "log.h"
+#include "resolve.h"
+#include "stats.h"
+#include "tap.h"
+
+static char out[256 * 1024];
+static size_t outlen;
+
+static int
+mem_write(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	if (outlen + len > sizeof(out))
+		return -1;
+	memcpy(out + outlen, buf, len);
+	outlen += len;
+	return 0;
+}
+
+static const unsigned char PNG[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDRpngdata";
+static const unsigned char JPG[] = "\xff\xd8\xff\xe0\0\x10JFIFjpegdata";
+static const unsigned char GIF[] = "GIF89a\1\0\1\0gifdata";
+static const unsigned char WEBP[] = "RIFF\x20\0\0\0WEBPVP8 webpdata";
+
+static char dir[64];
+
+static void
+put_file(const char *name, const void *data, size_t len)
+{
+	char path[256];
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+	if (fd < 0 || write(fd, data, len) != (ssize_t)len) {
+		perror(path);
+		exit(1);
+	}
+	close(fd);
+}
+
+static struct conf c;
+
+static int
+run(const char *method, const char *uri, const char *inm, const char *ims)
+{
+	struct req_params p = { 0 };
+	struct req r;
+	struct sink s = { mem_write, mem_write, NULL };
+
+	p.method = method;
+	p.document_uri = uri;
+	p.if_none_match = inm;
+	p.if_modified_since = ims;
+	req_parse(&p, &r);
+	outlen = 0;
+	memset(out, 0, sizeof(out));
+	return handler_run(&c, &r, &s);
+}
+
+/* Value of header name in the captured response, or "" . */
+static const char *
+header(const char *name)
+{
+	static char v[512];
+	char *end = strstr(out, "\r\n\r\n"), *p = out;
+	size_t n = strlen(name);
+
+	v[0] = '\0';
+	while (p && end && p < end) {
+		char *eol = strstr(p, "\r\n");
+		if (strncasecmp(p, name, n) == 0 && p[n] == ':') {
+			size_t l = (size_t)(eol - p - n - 2);
+			memcpy(v, p + n + 2, l);
+			v[l] = '\0';
+			return v;
+		}
+		p = eol + 2;
+	}
+	return v;
+}
+
+static const unsigned char *
+body(size_t *len)
+{
+	char *end = strstr(out, "\r\n\r\n");
+	*len = outlen - (size_t)(end + 4 - out);
+	return (unsigned char *)end + 4;
+}
+
+static int
+body_is(const void *want, size_t wlen)
+{
+	size_t len;
+	const unsigned char *b = body(&len);
+	return len == wlen && memcmp(b, want, wlen) == 0;
+}
+
+static void
+setup_conf(enum conf_mode mode)
+{
+	memset(&c, 0, sizeof(c));
+	snprintf(c.dir, sizeof(c.dir), "%s", dir);
+	snprintf(c.dir_abs, sizeof(c.dir_abs), "%s", dir);
+	c.dirfd = open(dir, O_RDONLY | O_DIRECTORY);
+	c.mode = mode;
+	strcpy(c.accel_prefix, "/_avatars/");
+	c.default_id = -1;
+	c.missing = MISSING_DEFAULT;
+	c.max_age = 7200;
+	c.default_max_age = 60;
+	c.timeout = 5;
+	c.cache_size = 1 << 20;
+	c.cache_file_max = 64 * 1024;
+	resolve_init(c.dirfd, mode == MODE_BYTES, c.cache_file_max, c.cache_size);
+}
+
+/* Status, Content-Type, Cache-Control for each path in bytes mode. */
+static const struct {
+	const char *method, *uri;
+	int status;
+	const char *type, *cc;
+	const unsigned char *body;
+	size_t blen;
+} table[] = {
+	{ "GET", "/1000", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
+	{ "GET", "/1000.png", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
+	{ "GET", "/avatar/1000.webp", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
+	{ "GET", "/1001", 200, "image/jpeg", "public, max-age=7200", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/1002", 200, "image/gif", "public, max-age=7200", GIF, sizeof(GIF) - 1 },
+	{ "GET", "/1003", 200, "image/webp", "public, max-age=7200", WEBP, sizeof(WEBP) - 1 },
+	{ "GET", "/1004", 200, "image/gif", "public, max-age=7200", GIF, sizeof(GIF) - 1 },
+	{ "GET", "/-1", 200, "image/jpeg", "public, max-age=7200", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/999", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/abc", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/01000", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/../etc/passwd", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2000", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2001", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2002", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2003", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2004", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2005", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
+	{ "HEAD", "/1000", 200, "image/png", "public, max-age=7200", (const unsigned char *)"", 0 },
+	{ "POST", "/1000", 405, "text/plain", "public, max-age=60", NULL, 0 },
+	{ "PUT", "/1000", 405, "text/plain", "public, max-age=60", NULL, 0 },
+	{ "DELETE", "/1000", 405, "text/plain", "public, max-age=60", NULL, 0 },
+	{ "GET", "/status", 200, "application/json", "no-store", NULL, 0 },
+	{ "GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8", "no-store", NULL, 0 },
+};
+
+int
+main(void)
+{
+	char path[256], etag[128], lm[64];
+	static unsigned char big[200 * 1024];
+
+	strcpy(dir, "/tmp/avatar-unit-XXXXXX");
+	if (mkdtemp(dir) == NULL)
+		return 1;
+	stats_init();
+	/* The refusals below are logged by design; keep the TAP output clean. */
+	log_set_level(LOG_LVL_ERROR);
+	put_file("1000.png", PNG, sizeof(PNG) - 1);
+	put_file("1001.png", JPG, sizeof(JPG) - 1);	/* a JPEG under a .png name */
+	put_file("1002.jpg", GIF, sizeof(GIF) - 1);
+	put_file("1003.webp", WEBP, sizeof(WEBP) - 1);
+	put_file("1004.gif", GIF, sizeof(GIF) - 1);
+	put_file("-1.png", JPG, sizeof(JPG) - 1);	/* as in the original service */
+	put_file("2000.png", "<html>", 6);		/* not an image */
+	put_file("2001.png", "", 0);			/* empty */
+	snprintf(path, sizeof(path), "%s/2002.png", dir);
+	mkdir(path, 0755);				/* a directory */
+	snprintf(path, sizeof(path), "%s/2003.png", dir);
+	mkfifo(path, 0644);				/* a FIFO must not hang */
+	snprintf(path, sizeof(path), "%s/2004.png", dir);
+	ok(symlink("/etc/passwd", path) == 0, "symlink out made");	/* escapes the directory */
+	snprintf(path, sizeof(path), "%s/2005.png", dir);
+	ok(symlink("1000.png", path) == 0, "symlink inside made");	/* stays inside: allowed */
+
+	setup_conf(MODE_BYTES);
+	for (size_t i = 0; i < NELEM(table); i++) {
+		int st = run(table[i].method, table[i].uri, NULL, NULL);
+		int good = st == table[i].status &&
+		    strcmp(header("Content-Type"), table[i].type) == 0 &&
+		    strcmp(header("Cache-Control"), table[i].cc) == 0 &&
+		    strcmp(header("X-Content-Type-Options"), "nosniff") == 0 &&
+		    (table[i].body == NULL || body_is(table[i].body, table[i].blen));
+		ok(good, "bytes %s %s -> %d %s (%s)", table[i].method, table[i].uri,
+		    st, header("Content-Type"), header("Cache-Control"));
+	}
+	run("POST", "/1", NULL, NULL);
+	ok(strcmp(header("Allow"), "GET, HEAD") == 0, "405 carries Allow");
+	run("HEAD", "/1000", NULL, NULL);
+	ok(atoi(header("Content-Length")) == (int)sizeof(PNG) - 1, "HEAD has the GET Content-Length");
+
+	/* Validators and 304. */
+	run("GET", "/1000", NULL, NULL);
+	snprintf(etag, sizeof(etag), "%s", header("ETag"));
+	snprintf(lm, sizeof(lm), "%s", header("Last-Modified"));
+	ok(etag[0] == '"' && strlen(lm) == 29, "ETag %s and Last-Modified %s", etag, lm);
+	ok(atoi(header("Content-Length")) == (int)sizeof(PNG) - 1, "Content-Length");
+	ok(run("GET", "/1000", etag, NULL) == 304 && body_is("", 0) &&
+	    strcmp(header("ETag"), etag) == 0, "If-None-Match -> 304 without body");
+	ok(run("GET", "/1000", "\"other\"", NULL) == 200, "other etag -> 200");
+	ok(run("GET", "/1000", NULL, lm) == 304, "If-Modified-Since equal -> 304");
+	ok(run("GET", "/1000", NULL, "Thu, 01 Jan 1970 00:00:00 GMT") == 200, "older IMS -> 200");
+	ok(run("GET", "/1000", "\"other\"", lm) == 200, "If-None-Match decides over IMS");
+	ok(run("HEAD", "/1000", etag, NULL) == 304, "HEAD conditional -> 304");
+
+	/* Replace by rename: served new at once, new ETag. */
+	put_file("tmp.png", GIF, sizeof(GIF) - 1);
+	{
+		char from[256];
+		snprintf(from, sizeof(from), "%s/tmp.png", dir);
+		snprintf(path, sizeof(path), "%s/1000.png", dir);
+		rename(from, path);
+	}
+	ok(run("GET", "/1000", etag, NULL) == 200 && strcmp(header("Content-Type"), "image/gif") == 0 &&
+	    body_is(GIF, sizeof(GIF) - 1) && strcmp(header("ETag"), etag) != 0,
+	    "renamed-over avatar served new at once");
+	/* Deleted: falls back to the default. */
+	unlink(path);
+	ok(run("GET", "/1000", NULL, NULL) == 200 && strcmp(header("Cache-Control"), "public, max-age=60") == 0 &&
+	    body_is(JPG, sizeof(JPG) - 1), "deleted avatar -> default");
+	put_file("1000.png", PNG, sizeof(PNG) - 1);
+
+	/* A file over cache-file-max is streamed whole, not cached. */
+	for (size_t i = 0; i < sizeof(big); i++)
+		big[i] = (unsigned char)(i * 7);
+	memcpy(big, PNG, 8);
+	put_file("3000.png", big, sizeof(big));
+	{
+		size_t before = cache_used();
+		ok(run("GET", "/3000", NULL, NULL) == 200 && body_is(big, sizeof(big)),
+		    "200 kB file streamed whole");
+		ok(cache_used() < before + 1024, "and not held in the cache");
+	}
+
+	/* --missing 404 */
+	c.missing = MISSING_404;
+	ok(run("GET", "/999", NULL, NULL) == 404 && strcmp(header("Cache-Control"), "public, max-age=60") == 0,
+	    "missing 404 policy");
+	ok(run("GET", "/1000", NULL, NULL) == 200, "existing still 200 with missing 404");
+	c.missing = MISSING_DEFAULT;
+	c.default_id = 4242;
+	ok(run("GET", "/999", NULL, NULL) == 404, "default missing too -> 404, not 500");
+	c.default_id = -1;
+
+	/* x-accel */
+	setup_conf(MODE_X_ACCEL);
+	ok(run("GET", "/1001.png", NULL, NULL) == 200 &&
+	    strcmp(header("X-Accel-Redirect"), "/_avatars/1001.png") == 0 &&
+	    strcmp(header("Content-Type"), "image/jpeg") == 0 && body_is("", 0),
+	    "x-accel: redirect to the file, sniffed type, no body");
+	ok(run("GET", "/1002", NULL, NULL) == 200 &&
+	    strcmp(header("X-Accel-Redirect"), "/_avatars/1002.jpg") == 0,
+	    "x-accel: real file name with its own extension");
+	ok(run("GET", "/nope", NULL, NULL) == 200 &&
+	    strcmp(header("X-Accel-Redirect"), "/_avatars/-1.png") == 0 &&
+	    strcmp(header("Cache-Control"), "public, max-age=60") == 0,
+	    "x-accel: default with short lifetime");
+	ok(run("GET", "/2004", NULL, NULL) == 200 &&
+	    strcmp(header("X-Accel-Redirect"), "/_avatars/-1.png") == 0,
+	    "x-accel: symlink out of the directory is not redirected to");
+	ok(run("POST", "/1000", NULL, NULL) == 405 && header("X-Accel-Redirect")[0] == '\0',
+	    "x-accel: 405 not redirected");
+
+	/* x-sendfile */
+	setup_conf(MODE_X_SENDFILE);
+	snprintf(path, sizeof(path), "%s/1003.webp", dir);
+	ok(run("GET", "/1003", NULL, NULL) == 200 && strcmp(header("X-Sendfile"), path) == 0 &&
+	    strcmp(header("Content-Type"), "image/webp") == 0, "x-sendfile: absolute path");
+	ok(run("GET", "/2003", NULL, NULL) == 200 && strstr(header("X-Sendfile"), "/-1.png") != NULL,
+	    "x-sendfile: FIFO skipped without hanging");
+
+	/* Counters: everything above was counted by kind. */
+	run("GET", "/status", NULL, NULL);
+	{
+		size_t len;
+		const unsigned char *b = body(&len);
+		ok(strstr((const char *)b, "\"method_not_allowed\":5") != NULL,
+		    "status counts 405s: %.*s", (int)len, b);
+		ok(strstr((const char *)b, "\"not_modified\":3") != NULL, "status counts 304s");
+		ok(strstr((const char *)b, "\"not_found\":2") != NULL, "status counts 404s");
+	}
+	run("GET", "/metrics", NULL, NULL);
+	ok(strstr(out, "# TYPE avatar_requests_total counter\n") != NULL &&
+	    strstr(out, "avatar_not_modified_total 3\n") != NULL, "metrics in exposition format");
+
+	/* Clean up the directory. */
+	{
+		static const char *const names[] = { "1000.png", "1001.png", "1002.jpg", "1003.webp",
+		    "1004.gif", "-1.png", "2000.png", "2001.png", "2003.png", "2004.png", "2005.png",
+		    "3000.png" };
+		for (size_t i = 0; i < NELEM(names); i++) {
+			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
+			unlink(path);
+		}
+		snprintf(path, sizeof(path), "%s/2002.png", dir);
+		rmdir(path);
+		rmdir(dir);
+	}
+	return tap_done();
+}
