@@ -1,0 +1,407 @@
+# End-to-end checks through a real front server, shared by tests/t/30..34.
+# e2e_mode(%opt) starts the stack (tests/lib/stack) for one server and mode
+# on a free loopback port with a private copy of the avatars, runs every
+# table below against it over raw HTTP/1.1, and stops it. Nothing here
+# knows how the responder works inside: only what a browser would see.
+use strict;
+use warnings;
+use Test::More;
+use IO::Socket::INET;
+use IO::Select;
+use File::Temp qw(tempdir);
+use File::Copy qw(copy);
+use POSIX qw(strftime);
+
+our $ROOT = do { my $d = __FILE__; $d =~ s{/tests/lib/[^/]+$}{}; $d eq __FILE__ ? '.' : $d };
+my @RUNS;    # run directories to stop at exit
+our $MTIME = 1735689600;    # 2025-01-01: the copies' mtime, safely in the past
+
+END {
+    my $rc = $?;
+    system("$ROOT/tests/lib/stack", 'stop', '--run', $_) for @RUNS;
+    $? = $rc;
+}
+$SIG{INT} = $SIG{TERM} = sub { exit 1 };
+
+sub need_tools {
+    for my $t (@_) {
+        next if grep { -x "$_/$t" } split /:/, $ENV{PATH};
+        plan skip_all => "$t is not installed (tests/lib/ensure-deps test)";
+    }
+    plan skip_all => "avatar.fcgi is not built (make)" unless -x "$ROOT/avatar.fcgi";
+}
+
+sub free_port {
+    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
+        or die "free_port: $!";
+    my $p = $s->sockport;
+    close $s;
+    return $p;
+}
+
+sub slurp {
+    my ($f) = @_;
+    open my $fh, '<:raw', $f or die "$f: $!";
+    local $/;
+    return scalar <$fh>;
+}
+
+sub spew {
+    my ($f, $data) = @_;
+    open my $fh, '>:raw', $f or die "$f: $!";
+    print $fh $data;
+    close $fh or die "$f: $!";
+}
+
+# A private copy of avatars/, plus the hostile entries the tables expect: a
+# symlink out of the directory and a text file under an image name.
+sub make_avatars {
+    my ($tmp) = @_;
+    my $dir = "$tmp/avatars";
+    mkdir $dir or die "$dir: $!";
+    for my $f (qw(-1.png 1000.png 1001.png 1002.gif)) {
+        copy("$ROOT/avatars/$f", "$dir/$f") or die "$f: $!";
+        utime $MTIME, $MTIME, "$dir/$f";
+    }
+    symlink '/etc/passwd', "$dir/1003.png" or die "1003.png: $!";
+    spew("$dir/1004.png", "root:x:0:0:not an image\n");
+    spew("$tmp/secret.png", slurp("$dir/1000.png"));
+    symlink "$tmp/secret.png", "$dir/1005.png" or die "1005.png: $!";
+    return $dir;
+}
+
+# Starts a stack; retries on another port if the chosen one was taken.
+sub start_stack {
+    my (%o) = @_;
+    my $run = tempdir('e2e-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    for my $try (1 .. 3) {
+        my $port = free_port();
+        my @cmd = ("$ROOT/tests/lib/stack", 'start', '--server', $o{server}, '--mode', $o{mode},
+            '--port', $port, '--run', $run, '--avatars', $o{avatars}, '--workers', 2,
+            ($o{tls} ? ('--tls') : ()), '--', @{ $o{args} || [] });
+        open my $out, '-|', @cmd or die "stack: $!";
+        my $url = <$out>;
+        close $out;
+        if ($? == 0 && defined $url) {
+            chomp $url;
+            push @RUNS, $run;
+            return { url => $url, port => $port, run => $run };
+        }
+        diag "stack start failed (try $try, port $port)";
+    }
+    BAIL_OUT("cannot start the $o{server} $o{mode} stack");
+}
+
+sub stop_stack {
+    my ($st) = @_;
+    system("$ROOT/tests/lib/stack", 'stop', '--run', $st->{run});
+    @RUNS = grep { $_ ne $st->{run} } @RUNS;
+}
+
+# One raw HTTP/1.1 request on a fresh connection. Returns a hash with
+# status, headers (lower-cased names, list of values), raw header text and
+# body. Bounded: 10 s for the whole exchange.
+sub http {
+    my ($port, $method, $path, %o) = @_;
+    my $s = IO::Socket::INET->new(PeerAddr => '127.0.0.1', PeerPort => $port,
+        ($o{from} ? (LocalAddr => $o{from}) : ()), Timeout => 5)
+        or return { status => 0, error => "connect: $!", headers => {}, head => '', body => '' };
+    my $req = "$method $path HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n";
+    $req .= "$_\r\n" for @{ $o{headers} || [] };
+    if (defined $o{body}) {
+        $req .= "Content-Type: application/x-www-form-urlencoded\r\n";
+        $req .= 'Content-Length: ' . length($o{body}) . "\r\n";
+    }
+    $req .= "\r\n" . ($o{body} // '');
+    $s->syswrite($req);
+    my ($buf, $sel, $deadline) = ('', IO::Select->new($s), time + 10);
+    while (time < $deadline && $sel->can_read(1)) {
+        my $n = $s->sysread($buf, 65536, length $buf);
+        last unless $n;
+    }
+    close $s;
+    my $r = { status => 0, headers => {}, head => '', body => '' };
+    my $end = index($buf, "\r\n\r\n");
+    return $r if $end < 0;
+    $r->{head} = substr($buf, 0, $end + 2);
+    $r->{body} = substr($buf, $end + 4);
+    my @lines = split /\r\n/, $r->{head};
+    my $first = shift @lines;
+    $r->{status} = $1 if $first =~ m{^HTTP/1\.[01] (\d{3})};
+    for (@lines) {
+        push @{ $r->{headers}{ lc $1 } }, $2 if /^([^:]+):\s*(.*?)\s*$/;
+    }
+    return $r;
+}
+
+sub hdr {
+    my ($r, $name) = @_;
+    my $v = $r->{headers}{ lc $name };
+    return $v ? join(', ', @$v) : undef;
+}
+
+sub http_date { strftime('%a, %d %b %Y %H:%M:%S GMT', gmtime $_[0]) }
+
+# Everything a 200 avatar answer must carry.
+sub is_avatar {
+    my ($r, $file, $type, $age, $name) = @_;
+    my $want = slurp($file);
+    subtest $name => sub {
+        is $r->{status}, 200, 'status 200';
+        ok $r->{body} eq $want, 'exact bytes of ' . ($file =~ s{.*/}{}r)
+            or diag 'got ' . length($r->{body}) . ' bytes, want ' . length($want);
+        is hdr($r, 'Content-Type'), $type, 'Content-Type';
+        is hdr($r, 'Content-Length'), length $want, 'Content-Length';
+        is hdr($r, 'Cache-Control'), "public, max-age=$age", 'Cache-Control';
+        is hdr($r, 'X-Content-Type-Options'), 'nosniff', 'nosniff';
+        like hdr($r, 'ETag') // '', qr/^"[^"]+"$/, 'strong ETag';
+        is hdr($r, 'Last-Modified'), http_date((stat $file)[9]), 'Last-Modified is the file mtime';
+        ok !defined hdr($r, 'Set-Cookie'), 'no Set-Cookie';
+        ok !defined hdr($r, 'X-Accel-Redirect') && !defined hdr($r, 'X-Sendfile'),
+            'no internal header leaks';
+    };
+}
+
+# Runs every table against one server and mode. %o: server, mode, range
+# (expected status of a Range request), internal (expected status of a direct
+# request to /_avatars/1000.png, undef where the URL space has no such path).
+sub e2e_mode {
+    my (%o) = @_;
+    need_tools(qw(curl ab spawn-fcgi), $o{server} =~ /^lighttpd/ ? 'lighttpd' : 'nginx');
+    my $tmp = tempdir('e2e-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $av  = make_avatars($tmp);
+    my $st  = start_stack(%o, avatars => $av);
+    my $p   = $st->{port};
+    my $def = "$av/-1.png";
+    note "$o{server} $o{mode} on $st->{url}";
+
+    # path                      file        Content-Type  max-age
+    my @found = (
+        ['/1000',                '1000.png', 'image/png',  7200],
+        ['/1000.png',            '1000.png', 'image/png',  7200],
+        ['/1000.jpg',            '1000.png', 'image/png',  7200],
+        ['/1000?v=3',            '1000.png', 'image/png',  7200],
+        ['/1000.png?v=1700000000', '1000.png', 'image/png', 7200],
+        ['/avatar/1000',         '1000.png', 'image/png',  7200],
+        ['/avatar/1000.webp?v=2', '1000.png', 'image/png', 7200],
+        ['/1001',                '1001.png', 'image/jpeg', 7200],
+        ['/1001.png',            '1001.png', 'image/jpeg', 7200],
+        ['/1002',                '1002.gif', 'image/gif',  7200],
+        ['/1002.gif?v=x',        '1002.gif', 'image/gif',  7200],
+    );
+    is_avatar(http($p, GET => $_->[0]), "$av/$_->[1]", $_->[2], $_->[3], "GET $_->[0]") for @found;
+
+    # Missing or malformed ids: the default avatar, short lifetime.
+    my @missing = qw(
+        /999 /999.png /avatar/999 /0 /abc /01 /+1 /-0 /1e3 /0x10 /1000.txt /1000.png.png
+        /99999999999999999999 /9223372036854775808 /-9223372036854775809 /%31%30%30%30x
+        /1003 /1003.png /1004 /1005 /.png /1000.
+    );
+    is_avatar(http($p, GET => $_), $def, 'image/png', 60, "GET $_ (default avatar)") for @missing;
+
+    # HEAD: the same headers, no body.
+    for my $path (qw(/1000 /1001.png /999)) {
+        my $g = http($p, GET => $path);
+        my $h = http($p, HEAD => $path);
+        subtest "HEAD $path" => sub {
+            is $h->{status}, 200, 'status 200';
+            is $h->{body}, '', 'no body';
+            is hdr($h, $_), hdr($g, $_), $_ for qw(Content-Type Content-Length Cache-Control ETag
+                Last-Modified X-Content-Type-Options);
+        };
+    }
+
+    # Conditional requests.
+    my $g = http($p, GET => '/1000');
+    my ($etag, $lm) = (hdr($g, 'ETag') // '"none"', hdr($g, 'Last-Modified') // 'none');
+    # header                                              status
+    my @cond = (
+        ["If-None-Match: $etag",                            304],
+        ["If-None-Match: \"other\", $etag",                 304],
+        ['If-None-Match: *',                                304],
+        ["If-Modified-Since: $lm",                          304],
+        ["If-Modified-Since: " . http_date($MTIME + 86400), 304],
+        ['If-None-Match: "other"',                          200],
+        ['If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT', 200],
+        ['If-Modified-Since: garbage',                      200],
+    );
+    for my $c (@cond) {
+        my $r = http($p, GET => '/1000', headers => [$c->[0]]);
+        subtest "GET /1000 with $c->[0]" => sub {
+            is $r->{status}, $c->[1], "status $c->[1]";
+            is $r->{body}, '', 'no body' if $c->[1] == 304;
+            is $r->{body}, slurp("$av/1000.png"), 'full body' if $c->[1] == 200;
+        };
+    }
+
+    # Range: the front server slices the file where it supports ranges.
+    {
+        my $r = http($p, GET => '/1000', headers => ['Range: bytes=0-9']);
+        my $want = slurp("$av/1000.png");
+        subtest 'GET /1000 with Range: bytes=0-9' => sub {
+            is $r->{status}, $o{range}, "status $o{range}";
+            if ($o{range} == 206) {
+                is $r->{body}, substr($want, 0, 10), 'first 10 bytes';
+                is hdr($r, 'Content-Range'), 'bytes 0-9/' . length($want), 'Content-Range';
+            } else {
+                is $r->{body}, $want, 'whole file';
+            }
+        };
+    }
+
+    # Methods other than GET and HEAD.
+    # method   body
+    my @methods = (
+        ['POST',   'a=b'],
+        ['PUT',    'x' x 100],
+        ['DELETE', undef],
+        ['OPTIONS', undef],
+    );
+    for my $m (@methods) {
+        my $r = http($p, $m->[0] => '/1000', body => $m->[1]);
+        subtest "$m->[0] /1000" => sub {
+            is $r->{status}, 405, 'status 405';
+            like hdr($r, 'Allow') // '', qr/^GET, HEAD$/, 'Allow: GET, HEAD';
+        };
+    }
+
+    # The internal location is not reachable from outside.
+    if (defined $o{internal}) {
+        for my $path (qw(/_avatars/1000.png /_avatars/-1.png /_avatars/)) {
+            my $r = http($p, GET => $path);
+            is $r->{status}, $o{internal}, "GET $path: $o{internal}";
+        }
+    }
+
+    # Counters: loopback only. 127.0.0.2 is a loopback address too, but
+    # not one of the two the configs allow, so it stands for a stranger.
+    # path               from         status  body
+    my @reserved = (
+        ['/status',         '127.0.0.1', 200, qr/^\{"version":/],
+        ['/metrics',        '127.0.0.1', 200, qr/^# (HELP|TYPE) /m],
+        ['/avatar/status',  '127.0.0.1', 200, qr/^\{"version":/],
+        ['/status',         '127.0.0.2', 403, undef],
+        ['/metrics',        '127.0.0.2', 403, undef],
+        ['/avatar/status',  '127.0.0.2', 403, undef],
+        ['/avatar/metrics', '127.0.0.2', 403, undef],
+        ['/%73tatus',       '127.0.0.2', 403, undef],
+    );
+    for my $c (@reserved) {
+        my $r = http($p, GET => $c->[0], from => $c->[1]);
+        subtest "GET $c->[0] from $c->[1]" => sub {
+            is $r->{status}, $c->[2], "status $c->[2]";
+            like $r->{body}, $c->[3], 'counters' if $c->[3];
+        };
+    }
+
+    # Hostile paths: never a file from outside the avatars directory, never an
+    # injected header, never a 5xx; and the stack still serves afterwards.
+    my $passwd = -r '/etc/passwd' ? slurp('/etc/passwd') : "\0";
+    my @nasty = (
+        '/../etc/passwd',
+        '/../../../../etc/passwd',
+        '/%2e%2e/%2e%2e/etc/passwd',
+        '/%2E%2E%2F%2E%2E%2Fetc%2Fpasswd',
+        '/..%2f..%2f..%2fetc%2fpasswd',
+        '/avatar/..%2f..%2fetc%2fpasswd',
+        '/avatar/../../etc/passwd',
+        '//etc/passwd',
+        '/%2fetc%2fpasswd',
+        '/etc/passwd',
+        '/_avatars/../../etc/passwd',
+        '/_avatars/%2e%2e/%2e%2e/etc/passwd',
+        '/1%00',
+        '/1%00.png',
+        '/1000%00.png',
+        '/1%0d%0aSet-Cookie:x',
+        '/1%0aSet-Cookie:%20x=1',
+        '/1%0d%0aX-Accel-Redirect:%20/etc/passwd',
+        '/1?%0d%0aSet-Cookie:x',
+        '/1000?v=%0d%0aSet-Cookie:x',
+        '/1003.png',
+        '/1005.png',
+        '/.%2e/.%2e/etc/passwd',
+        '/\\..\\..\\etc\\passwd',
+        '/%c0%ae%c0%ae/etc/passwd',
+        '/' . ('a' x 10240),
+        '/' . ('1' x 10240),
+        '/avatar/' . ('%2e' x 3000),
+    );
+    for my $path (@nasty) {
+        my $r = http($p, GET => $path);
+        my $ok = http($p, GET => '/1001');
+        my $show = length($path) > 40 ? substr($path, 0, 30) . '...(' . length($path) . ')' : $path;
+        subtest "hostile GET $show" => sub {
+            ok $r->{status} >= 200 && $r->{status} < 500, "answered without a 5xx (got $r->{status})";
+            ok index($r->{body}, 'root:') < 0 && ($r->{body} ne $passwd), 'no /etc/passwd bytes';
+            ok !defined hdr($r, 'Set-Cookie'), 'no injected Set-Cookie';
+            ok $r->{head} !~ /^(X-Accel-Redirect|X-Sendfile):/mi, 'no internal header leaks';
+            is $ok->{status}, 200, 'a good request afterwards: 200';
+            is $ok->{body}, slurp("$av/1001.png"), 'a good request afterwards: right bytes';
+        };
+    }
+
+    # An avatar replaced on disk (write aside, rename over) is served at once,
+    # even at the same size, even with another type.
+    {
+        my $old = http($p, GET => '/1000');
+        my $mtime = (stat "$av/1000.png")[9];
+        my $bytes = slurp("$av/1000.png");
+        substr($bytes, 40, 1) = chr(ord(substr($bytes, 40, 1)) ^ 0xff);
+        spew("$av/.new", $bytes);
+        utime $mtime + 2, $mtime + 2, "$av/.new";
+        rename "$av/.new", "$av/1000.png" or die "rename: $!";
+        my $new = http($p, GET => '/1000');
+        subtest 'replaced by rename, same size' => sub {
+            is $new->{status}, 200, 'status 200';
+            ok $new->{body} eq $bytes, 'new bytes at once';
+            isnt hdr($new, 'ETag'), hdr($old, 'ETag'), 'new ETag';
+            my $c = http($p, GET => '/1000', headers => ['If-None-Match: ' . (hdr($old, 'ETag') // '"x"')]);
+            is $c->{status}, 200, 'old ETag no longer answers 304';
+        };
+        # Same size and same mtime: only the inode tells the files apart.
+        substr($bytes, 41, 1) = chr(ord(substr($bytes, 41, 1)) ^ 0xff);
+        spew("$av/.new", $bytes);
+        utime $mtime + 2, $mtime + 2, "$av/.new";
+        rename "$av/.new", "$av/1000.png" or die "rename: $!";
+        ok http($p, GET => '/1000')->{body} eq $bytes, 'replaced by rename, same size and mtime: new bytes at once';
+        copy("$ROOT/avatars/1001.png", "$av/.new") or die "copy: $!";
+        rename "$av/.new", "$av/1002.gif" or die "rename: $!";
+        is_avatar(http($p, GET => '/1002'), "$av/1002.gif", 'image/jpeg', 7200,
+            'replaced by rename with a JPEG: served as JPEG at once');
+        unlink "$av/1002.gif";
+        is_avatar(http($p, GET => '/1002'), $def, 'image/png', 60, 'removed: default at once');
+    }
+
+    # The original load: ab -n 4000 -c 100.
+    for my $path (qw(/1000 /999)) {
+        my $out = qx(ab -n 4000 -c 100 -s 30 $st->{url}$path 2>&1);
+        subtest "ab -n 4000 -c 100 $path" => sub {
+            like $out, qr/^Complete requests:\s+4000$/m, '4000 complete';
+            like $out, qr/^Failed requests:\s+0$/m, '0 failed';
+            unlike $out, qr/^Non-2xx responses:/m, '0 non-2xx';
+            note $1 if $out =~ /^(Requests per second:.*)$/m;
+        } or diag $out;
+    }
+    is http($p, GET => '/1000')->{status}, 200, 'still serving after the load';
+
+    # --missing 404: a second stack of the same kind.
+    my $st404 = start_stack(%o, avatars => $av, args => ['--missing', '404']);
+    # path          status
+    my @m404 = (['/999', 404], ['/abc', 404], ['/1003.png', 404], ['/avatar/999', 404], ['/1001', 200]);
+    for my $c (@m404) {
+        my $r = http($st404->{port}, GET => $c->[0]);
+        subtest "--missing 404: GET $c->[0]" => sub {
+            is $r->{status}, $c->[1], "status $c->[1]";
+            if ($c->[1] == 404) {
+                is hdr($r, 'Cache-Control'), 'public, max-age=60', 'short Cache-Control';
+                is hdr($r, 'X-Content-Type-Options'), 'nosniff', 'nosniff';
+            }
+        };
+    }
+    stop_stack($st404);
+    stop_stack($st);
+    done_testing();
+}
+
+1;
