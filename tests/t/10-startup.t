@@ -1,0 +1,87 @@
+#!/usr/bin/perl
+# Start-up of avatar.fcgi: every bad option value, unknown option, bad
+# directory or missing socket stops it with exit status 2 and one line on
+# stderr naming the problem; --help and --version exit 0.
+use strict;
+use warnings;
+use lib 'tests/lib';
+use Test::More;
+use File::Temp qw(tempdir);
+use Responder qw(bin);
+
+my $tmp = tempdir('avatar-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+mkdir "$tmp/av";
+mkdir "$tmp/locked", 0;
+open my $f, '>', "$tmp/file" or die; close $f;
+
+# args, env, text that the one line must contain
+my @cases = (
+    [ [qw(--mode foo)],              {}, '--mode' ],
+    [ [qw(--mode)],                  {}, '--mode' ],
+    [ [qw(--missing maybe)],         {}, '--missing' ],
+    [ [qw(--max-age -1)],            {}, '--max-age' ],
+    [ [qw(--max-age 1e3)],           {}, '--max-age' ],
+    [ [qw(--max-age 07200)],         {}, '--max-age' ],
+    [ [qw(--default-max-age x)],     {}, '--default-max-age' ],
+    [ [qw(--default-id 1.5)],        {}, '--default-id' ],
+    [ [qw(--default-id 99999999999999999999)], {}, '--default-id' ],
+    [ [qw(--workers 70000)],         {}, '--workers' ],
+    [ [qw(--workers -2)],            {}, '--workers' ],
+    [ [qw(--backlog 0)],             {}, '--backlog' ],
+    [ [qw(--socket-mode 999)],       {}, '--socket-mode' ],
+    [ [qw(--cache-size 10X)],        {}, '--cache-size' ],
+    [ [qw(--cache-file-max -5)],     {}, '--cache-file-max' ],
+    [ [qw(--timeout 0)],             {}, '--timeout' ],
+    [ [qw(--log-level loud)],        {}, '--log-level' ],
+    [ [qw(--accel-prefix nope)],     {}, '--accel-prefix' ],
+    [ ['--accel-prefix', "/a\r\nX: y/"], {}, '--accel-prefix' ],
+    [ [qw(--bogus)],                 {}, '--bogus' ],
+    [ [qw(extra-argument)],          {}, 'extra-argument' ],
+    [ ['--dir', "$tmp/missing"],     {}, '--dir' ],
+    [ ['--dir', "$tmp/file"],        {}, '--dir' ],
+    [ [],                            { AVATAR_MODE => 'nope' }, 'AVATAR_MODE' ],
+    [ [],                            { AVATAR_WORKERS => 'many' }, 'AVATAR_WORKERS' ],
+    [ [],                            { AVATAR_DIR => "$tmp/missing" }, '--dir' ],
+    [ [qw(--socket 127.0.0.1:99999)], {}, '--socket' ],
+    [ ['--socket', "$tmp/file"],     {}, '--socket' ],
+    [ [],                            { FCGI_WEB_SERVER_ADDRS => '127.0.0.1,not-an-ip' }, 'FCGI_WEB_SERVER_ADDRS' ],
+    [ [],                            {}, 'fd 0' ],   # no socket at all
+);
+# Root reads any directory, so the unreadable case only means something
+# for other users.
+push @cases, [ ['--dir', "$tmp/locked"], {}, '--dir' ] if $> != 0;
+
+for my $c (@cases) {
+    my ($args, $env, $want) = @$c;
+    my @cmd = (bin());
+    push @cmd, '--dir', "$tmp/av" unless grep { $_ eq '--dir' } @$args or $env->{AVATAR_DIR};
+    push @cmd, @$args;
+    my $pid = open(my $fh, '-|') // die;
+    if ($pid == 0) {
+        $ENV{$_} = $env->{$_} for keys %$env;
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';    # fd 0 is not a socket
+        exec @cmd or exit 99;
+    }
+    my @lines = <$fh>;
+    close $fh;
+    my $st = $? >> 8;
+    my $name = join(' ', map { s/[^\x21-\x7e]/?/gr } @$args, map { "$_=$env->{$_}" } sort keys %$env);
+    is($st, 2, "exit 2: $name");
+    ok(@lines == 1 && index($lines[0], $want) >= 0, "one line naming $want: $name")
+        or diag(join '', @lines);
+}
+
+my $help = `${\ bin()} --help`;
+is($? >> 8, 0, '--help exits 0');
+for my $o (qw(dir mode accel-prefix default-id missing max-age default-max-age workers
+              socket socket-mode backlog cache-size cache-file-max timeout log-level)) {
+    like($help, qr/--\Q$o\E /, "--help lists --$o");
+}
+for my $e (qw(AVATAR_DIR AVATAR_MODE AVATAR_ACCEL_PREFIX AVATAR_DEFAULT_ID AVATAR_MISSING
+              AVATAR_MAX_AGE AVATAR_WORKERS AVATAR_SOCKET AVATAR_LOG_LEVEL)) {
+    like($help, qr/\b$e\b/, "--help names $e");
+}
+like(`${\ bin()} --version`, qr/^avatar\.fcgi \d+\.\d+\.\d+$/, '--version');
+
+done_testing;
