@@ -1,0 +1,241 @@
+"""`make bench`: every row side by side on this machine, in interleaved rounds.
+
+Makes the avatar, starts every row's server at once (each on its own
+loopback port), warms them up, then runs the rounds: for each kind of run,
+every row in turn, the order rotated each round, so all rows share the
+machine's noise. Medians, ratios to nginx static of the same round, the
+targets' PASS/FAIL lines, a markdown report, a chart and the machine
+description follow. Started by tests/bench/run, which installs what is
+missing and raises the descriptor limit.
+"""
+import argparse
+import datetime
+import json
+import os
+import resource
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+import measure
+import report
+from servers import HERE, ROOT, ROWS, LABEL, Server, tools_missing
+
+# Sizes of each profile. orig_t and c1000_t only bound a run that would
+# otherwise take too long (a slow row); they do not shape a fast one.
+PLANS = {
+    "full": dict(rounds=5, orig_n=4000, orig_c=100, orig_t=30, long_n=5000000, long_t=4,
+                 ka_t=4, c1000_n=10000, c1000_t=3, warm_n=1000),
+    "quick": dict(rounds=1, orig_n=4000, orig_c=100, orig_t=8, long_n=5000000, long_t=2,
+                  ka_t=2, c1000_n=4000, c1000_t=2, warm_n=300),
+    "smoke": dict(rounds=1, orig_n=200, orig_c=20, orig_t=5, long_n=2000, long_t=1,
+                  ka_t=1, c1000_n=1000, c1000_t=2, warm_n=50),
+}
+TARGET_SIZE = 36934  # bytes of the original measurement's avatar
+
+
+def log(msg):
+    print(msg, file=sys.stderr, flush=True)
+
+
+def make_avatar(dest_dir):
+    """A 400x400 JPEG of about 37 kB, drawn from a fixed seed, stored as
+    -1.png and 1000.png. The quality is searched so that the size is close
+    to the original's whatever ImageMagick version draws it."""
+    best = None
+    for q in range(80, 97):
+        path = os.path.join(dest_dir, "q%d.jpg" % q)
+        subprocess.run(["convert", "-seed", "7", "-size", "400x400", "plasma:fractal",
+                        "-blur", "0x1", "-strip", "-sampling-factor", "4:4:4",
+                        "-quality", str(q), "jpg:" + path], check=True)
+        size = os.path.getsize(path)
+        if best is None or abs(size - TARGET_SIZE) < abs(best[1] - TARGET_SIZE):
+            best = (path, size)
+        if size > TARGET_SIZE:
+            break
+    with open(best[0], "rb") as f:
+        data = f.read()
+    for name in ("-1.png", "1000.png"):
+        with open(os.path.join(dest_dir, name), "wb") as f:
+            f.write(data)
+    for q in range(80, 97):
+        try:
+            os.unlink(os.path.join(dest_dir, "q%d.jpg" % q))
+        except FileNotFoundError:
+            pass
+    return data
+
+
+def raise_limits():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    want = 65536
+    if hard != resource.RLIM_INFINITY and hard < want:
+        want = hard
+    if soft == resource.RLIM_INFINITY or soft < want:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def count_procs(server):
+    return len(measure.cpu_snapshot(server.root_pids()))
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--quick", action="store_true", help="one short round (make bench QUICK=1)")
+    ap.add_argument("--smoke", action="store_true", help="one tiny round, for tests/t/40-bench-smoke.t")
+    ap.add_argument("--rounds", type=int, help="number of interleaved rounds")
+    ap.add_argument("--rows", help="comma list of rows to run (default: all): "
+                    + ",".join(k for k, _, _ in ROWS))
+    ap.add_argument("--out", help="results directory (default tests/bench/results, "
+                    "or tests/bench/results/quick with --quick)")
+    ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    args = ap.parse_args()
+
+    profile = "smoke" if args.smoke else "quick" if args.quick else "full"
+    plan = dict(PLANS[profile])
+    if args.rounds:
+        if not 1 <= args.rounds <= 50:
+            ap.error("--rounds: %d is not within 1..50" % args.rounds)
+        plan["rounds"] = args.rounds
+    rows = [k for k, _, _ in ROWS]
+    if args.rows:
+        want = args.rows.split(",")
+        bad = [w for w in want if w not in rows]
+        if bad:
+            ap.error("--rows: unknown row %s" % ",".join(bad))
+        # nginx static is every ratio's denominator: always measured.
+        rows = [k for k in rows if k in want or k == "nginx-static"]
+    out_dir = args.out or os.path.join(HERE, "results", "quick" if profile == "quick" else "")
+    out_dir = os.path.abspath(out_dir)
+    os.makedirs(out_dir, exist_ok=True)
+
+    missing = tools_missing()
+    if missing:
+        log("bench: missing programs: %s (tests/lib/ensure-deps bench installs them)"
+            % " ".join(missing))
+        return 2
+    if not os.access(os.path.join(ROOT, "avatar.fcgi"), os.X_OK):
+        log("bench: %s/avatar.fcgi is not built (make)" % ROOT)
+        return 2
+    nofile = raise_limits()
+    if nofile < 4096:
+        log("bench: the descriptor limit is %d; -c 1000 needs about 4096" % nofile)
+    workers = len(os.sched_getaffinity(0))
+
+    # SIGTERM (make interrupted, a timeout) ends the bench through finally.
+    def on_signal(signum, _frame):
+        raise SystemExit(128 + signum)
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGHUP, on_signal)
+
+    started = time.monotonic()
+    work = tempfile.mkdtemp(prefix="avatar-bench.")
+    os.chmod(work, 0o755)  # nginx/lighttpd workers may run as another user
+    servers = []
+    try:
+        avatars = os.path.join(work, "avatars")
+        os.makedirs(avatars)
+        os.chmod(avatars, 0o755)
+        avatar = make_avatar(avatars)
+        log("bench: %s profile, %d round(s), %d rows, %d workers per server, avatar %d bytes, "
+            "work dir %s" % (profile, plan["rounds"], len(rows), workers, len(avatar), work))
+        for key in rows:
+            s = Server(key, work, avatars, avatar, workers)
+            servers.append(s)
+            log("bench: starting %-20s %s" % (key, s.url))
+            s.start()
+        # Warm-up: imports, caches and worker spawning happen before round 1.
+        warm = dict(plan, orig_n=plan["warm_n"], orig_c=10, orig_t=10)
+        for s in servers:
+            measure.run_one("orig", s.url, s.root_pids(), warm)
+        procs = {s.key: count_procs(s) for s in servers}
+
+        raw = {k: {s.key: [] for s in servers} for k in report.KINDS}
+        for rnd in range(plan["rounds"]):
+            order = servers[rnd % len(servers):] + servers[:rnd % len(servers)]
+            for kind in report.KINDS:
+                for s in order:
+                    res = measure.run_one(kind, s.url, s.root_pids(), plan)
+                    raw[kind][s.key].append(res)
+                    if "error" in res:
+                        log("bench: round %d %-6s %-20s ERROR %s"
+                            % (rnd + 1, kind, s.key, res["error"]))
+                    else:
+                        log("bench: round %d %-6s %-20s %8.0f req/s  p99 %6.1f ms  max %6.0f ms  "
+                            "failed %d  non-2xx %d  cpu %s µs/req"
+                            % (rnd + 1, kind, s.key, res["rps"], res["p99"], res["max"],
+                               res["failed"], res["non2xx"],
+                               "%.0f" % res["cpu_us"] if res["cpu_us"] else "-"))
+                    time.sleep(0.2)
+        # A pool that respawned or grew during the runs shows both counts.
+        for s in servers:
+            after = count_procs(s)
+            procs[s.key] = str(procs[s.key]) if after == procs[s.key] \
+                else "%d, %d after the runs" % (procs[s.key], after)
+    finally:
+        for s in servers:
+            try:
+                s.stop()
+            except Exception as e:  # keep stopping the others
+                log("bench: stopping %s: %s" % (s.key, e))
+        if args.keep:
+            log("bench: work dir kept: %s" % work)
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+
+    elapsed = time.monotonic() - started
+    sums = report.summarize(raw, rows)
+    verdicts = report.targets(raw, sums, rows)
+    png = report.chart(sums, rows, out_dir)
+    now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    cmd = {"full": "make bench", "quick": "make bench QUICK=1",
+           "smoke": "tests/bench/run --smoke"}[profile]
+
+    verdict_lines = []
+    for ok, text in verdicts:
+        verdict_lines.append("%s %s" % ("INFO" if ok is None else "PASS" if ok else "FAIL", text))
+    md = ["# Benchmark results", "",
+          "Made by `%s` on %s in %.0f s: %d interleaved round(s), median reported. "
+          "Every row serves the same %d-byte 400x400 JPEG as `/1000` from 127.0.0.1. "
+          "Every server has %d workers (nproc): nginx `worker_processes %d`, avatar.fcgi "
+          "`--workers %d`, gunicorn `-w %d`, uvicorn `--workers %d`; lighttpd runs as one "
+          "process, as conf/lighttpd ships it. The *processes* column counts the server's "
+          "processes (front server master and workers, responder supervisor and workers) "
+          "whose CPU time is measured. Ratios compare with nginx static in the same round."
+          % (cmd, now, elapsed, plan["rounds"], len(avatar), workers, workers, workers,
+             workers, workers), "",
+          "## Targets (judged on the %s)" % report.KIND_SHORT[report.TARGET_KIND], "",
+          "```"] + verdict_lines + ["```", ""]
+    md += ["## Requests per second, all runs", "", report.overview(sums, rows), ""]
+    if png:
+        md += ["![requests per second](%s)" % png, ""]
+    for kind in report.KINDS:
+        md += ["## %s" % report.KIND_TITLE[kind], "", report.table(sums, kind, rows, procs), ""]
+    notes = ["- %s: %s" % (s.label, n) for s in servers for n in s.notes]
+    if notes:
+        md += ["## What the bench changed in the project's rendered configs", ""] + notes + [""]
+    errs = [(k, r, e) for k in report.KINDS for r in rows for e in sums[k][r]["errors"]]
+    if errs:
+        md += ["## Client errors", ""] + ["- %s, %s: %s" % (LABEL[r], k, e) for k, r, e in errs] + [""]
+    md += ["## Machine", "", report.machine(ROOT), ""]
+    text = "\n".join(md)
+    with open(os.path.join(out_dir, "results.md"), "w") as f:
+        f.write(text)
+    with open(os.path.join(out_dir, "raw.json"), "w") as f:
+        json.dump({"profile": profile, "plan": plan, "workers": workers, "date": now,
+                   "elapsed_s": elapsed, "avatar_bytes": len(avatar), "raw": raw},
+                  f, indent=1, ensure_ascii=False)
+    print(text)
+    print("bench: results in %s (%.0f s)" % (out_dir, elapsed))
+    failed = any(ok is False for ok, _ in verdicts)
+    # The smoke run only proves the driver works; its sizes are too small
+    # for the targets to mean anything.
+    return 1 if failed and profile != "smoke" else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

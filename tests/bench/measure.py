@@ -1,0 +1,153 @@
+"""One measurement: run a load client against a URL and read what it costs.
+
+The clients are ApacheBench (ab: one new connection per request, like the
+original measurement) and wrk (keep-alive). Their text output is parsed into
+one dict per run; server CPU time comes from /proc/PID/stat (utime + stime)
+of every process under the row's root pids, read before and after the run.
+This file never starts or stops a server.
+"""
+import os
+import re
+import subprocess
+import time
+
+TICK = os.sysconf("SC_CLK_TCK")
+
+
+# -- server CPU time ------------------------------------------------------------
+
+def _proc_table():
+    """pid -> (ppid, utime + stime in ticks) for every process visible now."""
+    table = {}
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open("/proc/%s/stat" % name) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        # The command name (field 2) may hold spaces and parentheses.
+        rest = stat[stat.rindex(")") + 2:].split()
+        # rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
+        table[int(name)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+    return table
+
+
+def cpu_snapshot(roots):
+    """{pid: ticks} for the root pids and all their descendants."""
+    table = _proc_table()
+    kids = {}
+    for pid, (ppid, _) in table.items():
+        kids.setdefault(ppid, []).append(pid)
+    seen, todo = {}, [p for p in roots if p in table]
+    while todo:
+        pid = todo.pop()
+        if pid in seen:
+            continue
+        seen[pid] = table[pid][1]
+        todo.extend(kids.get(pid, []))
+    return seen
+
+
+def cpu_delta(before, after):
+    """Seconds of CPU the processes used between two snapshots. A process
+    that appeared in between counts from zero; one that vanished is lost
+    (its last ticks land in a parent's cutime, which we do not read)."""
+    ticks = sum(t - before.get(pid, 0) for pid, t in after.items())
+    return max(ticks, 0) / TICK
+
+
+# -- clients ----------------------------------------------------------------------
+
+def _ms(value, unit):
+    return float(value) * {"us": 0.001, "ms": 1.0, "s": 1000.0, "m": 60000.0}[unit]
+
+
+def parse_ab(text):
+    """ab's report -> dict; raises ValueError when it is not one."""
+    def num(pattern, default=None):
+        m = re.search(pattern, text, re.M)
+        if m:
+            return float(m.group(1))
+        if default is None:
+            raise ValueError("ab output lacks /%s/" % pattern)
+        return default
+    pct = {int(p): float(v) for p, v in re.findall(r"^\s*(\d+)%\s+(\d+)", text, re.M)}
+    if 50 not in pct or 99 not in pct or 100 not in pct:
+        raise ValueError("ab output lacks the percentile table")
+    return {
+        "requests": int(num(r"^Complete requests:\s+(\d+)")),
+        "failed": int(num(r"^Failed requests:\s+(\d+)")),
+        "non2xx": int(num(r"^Non-2xx responses:\s+(\d+)", 0)),
+        "rps": num(r"^Requests per second:\s+([\d.]+)"),
+        "seconds": num(r"^Time taken for tests:\s+([\d.]+)"),
+        "p50": pct[50], "p99": pct[99], "max": pct[100],
+    }
+
+
+def parse_wrk(text):
+    """wrk --latency's report -> dict; raises ValueError when it is not one."""
+    lat = re.search(r"^\s*Latency\s+([\d.]+)(us|ms|s|m)\s+([\d.]+)(us|ms|s|m)\s+([\d.]+)(us|ms|s|m)",
+                    text, re.M)
+    dist = {int(p): _ms(v, u) for p, v, u in
+            re.findall(r"^\s*(\d+)%\s+([\d.]+)(us|ms|s|m)\s*$", text, re.M)}
+    done = re.search(r"^\s*(\d+) requests in ([\d.]+)(us|ms|s|m)", text, re.M)
+    rps = re.search(r"^Requests/sec:\s+([\d.]+)", text, re.M)
+    if not (lat and done and rps and 50 in dist and 99 in dist):
+        raise ValueError("not a wrk --latency report")
+    errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", text)
+    non2xx = re.search(r"Non-2xx or 3xx responses: (\d+)", text)
+    return {
+        "requests": int(done.group(1)),
+        "failed": sum(int(x) for x in errors.groups()) if errors else 0,
+        "non2xx": int(non2xx.group(1)) if non2xx else 0,
+        "rps": float(rps.group(1)),
+        "seconds": _ms(done.group(2), done.group(3)) / 1000.0,
+        "p50": dist[50], "p99": dist[99], "max": _ms(lat.group(5), lat.group(6)),
+    }
+
+
+def client_argv(kind, url, plan):
+    """The command line of one run. plan holds the sizes of the profile."""
+    if kind == "orig":  # the original measurement: ab -n 4000 -c 100
+        n, c = plan["orig_n"], plan["orig_c"]
+        return ["ab", "-r", "-q", "-s", "10", "-t", str(plan["orig_t"]), "-n", str(n),
+                "-c", str(c), url]
+    if kind == "long":  # the same client, for a fixed time
+        return ["ab", "-r", "-q", "-s", "10", "-t", str(plan["long_t"]), "-n", str(plan["long_n"]),
+                "-c", "100", url]
+    if kind == "ka":    # keep-alive
+        return ["wrk", "-t", "1", "-c", "100", "-d", "%ds" % plan["ka_t"], "--timeout", "10s",
+                "--latency", url]
+    if kind == "c1000":
+        return ["ab", "-r", "-q", "-s", "10", "-t", str(plan["c1000_t"]), "-n",
+                str(plan["c1000_n"]), "-c", "1000", url]
+    raise ValueError(kind)
+
+
+def run_one(kind, url, roots, plan):
+    """Runs one client against url; returns the parsed result with the
+    server CPU per request (µs) added, or a dict with "error" set."""
+    argv = client_argv(kind, url, plan)
+    limit = max(plan["orig_t"], plan["long_t"], plan["ka_t"], plan["c1000_t"]) + 60
+    before = cpu_snapshot(roots)
+    t0 = time.monotonic()
+    try:
+        r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
+                           timeout=limit)
+        out, err, rc = r.stdout, r.stderr, r.returncode
+    except subprocess.TimeoutExpired:
+        out, err, rc = "", "killed after %d s" % limit, -1
+    wall = time.monotonic() - t0
+    cpu = cpu_delta(before, cpu_snapshot(roots))
+    try:
+        res = parse_wrk(out) if kind == "ka" else parse_ab(out)
+    except ValueError as e:
+        return {"error": "%s (exit %s): %s %s" % (e, rc, err.strip()[-300:], out.strip()[-300:]),
+                "argv": " ".join(argv), "wall": wall}
+    res["cpu_s"] = cpu
+    res["cpu_us"] = cpu * 1e6 / res["requests"] if res["requests"] else None
+    res["wall"] = wall
+    res["argv"] = " ".join(argv)
+    return res

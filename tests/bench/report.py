@@ -1,0 +1,228 @@
+"""Turns the rounds' raw results into medians, target verdicts, a markdown
+report, a gnuplot chart and a machine description. Pure bookkeeping: this
+file never runs a load client and never touches a server.
+"""
+import os
+import platform
+import re
+import statistics
+import subprocess
+
+from servers import LABEL, GROUP
+
+KINDS = ["orig", "long", "ka", "c1000"]
+KIND_TITLE = {
+    "orig": "original command: `ab -n 4000 -c 100` (new connection per request)",
+    "long": "longer run: `ab -c 100` for a fixed time (new connection per request)",
+    "ka": "keep-alive: `wrk -t 1 -c 100` for a fixed time",
+    "c1000": "1000 concurrent: `ab -c 1000` (new connection per request)",
+}
+KIND_SHORT = {"orig": "ab -n 4000 -c 100", "long": "ab -c 100 (timed)",
+              "ka": "wrk keep-alive -c 100", "c1000": "ab -c 1000"}
+# The kind the ratio targets are judged on: the original client, run long
+# enough for stable figures.
+TARGET_KIND = "long"
+STATIC = {"nginx": "nginx-static", "lighttpd": "lighttpd-static"}
+
+
+def median(values):
+    values = [v for v in values if v is not None]
+    return statistics.median(values) if values else None
+
+
+def summarize(raw, rows):
+    """raw[kind][row] is a list of per-round results (dicts). Returns
+    sums[kind][row] with medians, worst cases and per-round ratios to
+    nginx static of the same round and kind."""
+    sums = {}
+    for kind in KINDS:
+        sums[kind] = {}
+        static = raw[kind].get("nginx-static", [])
+        for row in rows:
+            runs = raw[kind].get(row, [])
+            ok = [r for r in runs if "error" not in r]
+            ratios, cpu_ratios = [], []
+            for i, r in enumerate(runs):
+                s = static[i] if i < len(static) else None
+                if "error" in r or not s or "error" in s:
+                    continue
+                ratios.append(r["rps"] / s["rps"] if s["rps"] else None)
+                if r.get("cpu_us") and s.get("cpu_us"):
+                    cpu_ratios.append(r["cpu_us"] / s["cpu_us"])
+            sums[kind][row] = {
+                "runs": len(runs),
+                "errors": [r["error"] for r in runs if "error" in r],
+                "rps": median([r["rps"] for r in ok]),
+                "ratio": median(ratios),
+                "p50": median([r["p50"] for r in ok]),
+                "p99": median([r["p99"] for r in ok]),
+                "max": max([r["max"] for r in ok], default=None),
+                "failed": sum(r["failed"] for r in ok),
+                "non2xx": sum(r["non2xx"] for r in ok),
+                "cpu_us": median([r.get("cpu_us") for r in ok]),
+                "cpu_ratio": median(cpu_ratios),
+            }
+    return sums
+
+
+def _pair_ratio(raw, kind, a, b, field="rps"):
+    """Median over rounds of a/b for one field, same round, same kind."""
+    ra, rb = raw[kind].get(a, []), raw[kind].get(b, [])
+    vals = []
+    for x, y in zip(ra, rb):
+        if "error" in x or "error" in y or not x.get(field) or not y.get(field):
+            continue
+        vals.append(x[field] / y[field])
+    return median(vals)
+
+
+def targets(raw, sums, rows):
+    """The issue's targets as (ok, text) lines; ok is None for INFO lines."""
+    out = []
+    k = TARGET_KIND
+
+    def ratio_line(row, base, field, op, limit, what):
+        if row not in rows or base not in rows:
+            return
+        v = _pair_ratio(raw, k, row, base, field)
+        if v is None:
+            out.append((False, "%s: no %s figure against %s" % (LABEL[row], what, LABEL[base])))
+            return
+        ok = v >= limit if op == ">=" else v <= limit
+        out.append((ok, "%s: %.2f × %s %s (target %s %.2f)"
+                    % (LABEL[row], v, LABEL[base], what, "≥" if op == ">=" else "≤", limit)))
+
+    ratio_line("nginx-xaccel", "nginx-static", "rps", ">=", 0.8, "req/s")
+    ratio_line("nginx-xaccel", "nginx-static", "cpu_us", "<=", 1.5, "server CPU/request")
+    ratio_line("nginx-bytes", "nginx-static", "rps", ">=", 0.6, "req/s")
+    ratio_line("lighttpd-xsendfile", "lighttpd-static", "rps", ">=", 0.8, "req/s")
+    for row in ("nginx-xaccel", "nginx-bytes", "lighttpd-xsendfile", "lighttpd-bytes"):
+        ratio_line(row, "starlette", "rps", ">=", 3.0, "req/s")
+    ratio_line("tls-project", "tls-orig", "rps", ">=", 5.0, "req/s")
+
+    # Clean runs: every kind, every round, including -c 1000.
+    for row in rows:
+        failed = sum(sums[kd][row]["failed"] for kd in KINDS)
+        non2xx = sum(sums[kd][row]["non2xx"] for kd in KINDS)
+        errors = sum(len(sums[kd][row]["errors"]) for kd in KINDS)
+        worst = max((sums[kd][row]["max"] or 0) for kd in KINDS)
+        worst_kind = max(KINDS, key=lambda kd: sums[kd][row]["max"] or 0)
+        runs = sum(sums[kd][row]["runs"] for kd in KINDS)
+        ok = failed == 0 and non2xx == 0 and errors == 0 and worst < 1000
+        text = ("%s: %d failed, %d non-2xx, %d client errors, slowest request %.0f ms (%s) "
+                "over %d runs (target 0, 0, 0, < 1000 ms)"
+                % (LABEL[row], failed, non2xx, errors, worst, KIND_SHORT[worst_kind], runs))
+        # The targets bind the project's rows; the comparison rows are
+        # reported the same way so their limits are visible.
+        out.append((ok if GROUP[row] == "project" else None, text))
+    return out
+
+
+def _f(v, fmt):
+    return "–" if v is None else fmt % v
+
+
+def table(sums, kind, rows, procs):
+    lines = ["| row | processes | req/s | × nginx static | p50 ms | p99 ms | max ms "
+             "| failed | non-2xx | server CPU µs/req | CPU × nginx static |",
+             "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row in rows:
+        s = sums[kind][row]
+        name = LABEL[row] + (" (error)" if s["errors"] else "")
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |" % (
+            name, procs.get(row, "?"), _f(s["rps"], "%.0f"), _f(s["ratio"], "%.2f"),
+            _f(s["p50"], "%.1f"), _f(s["p99"], "%.1f"), _f(s["max"], "%.0f"),
+            s["failed"], s["non2xx"], _f(s["cpu_us"], "%.0f"), _f(s["cpu_ratio"], "%.2f")))
+    return "\n".join(lines)
+
+
+def overview(sums, rows):
+    lines = ["| row | " + " | ".join(KIND_SHORT[k] + " req/s (× static)" for k in KINDS) + " |",
+             "| --- |" + " ---: |" * len(KINDS)]
+    for row in rows:
+        cells = []
+        for k in KINDS:
+            s = sums[k][row]
+            cells.append("%s (%s)" % (_f(s["rps"], "%.0f"), _f(s["ratio"], "%.2f")))
+        lines.append("| %s | %s |" % (LABEL[row], " | ".join(cells)))
+    return "\n".join(lines)
+
+
+def _cmd(argv):
+    try:
+        r = subprocess.run(argv, capture_output=True, text=True, timeout=10)
+        return (r.stdout + r.stderr).strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return "unavailable"
+
+
+def machine(root):
+    """A markdown description of the machine and the software versions."""
+    cpu = "unknown"
+    try:
+        with open("/proc/cpuinfo") as f:
+            m = re.search(r"^model name\s*:\s*(.*)$", f.read(), re.M)
+            cpu = m.group(1) if m else cpu
+    except OSError:
+        pass
+    mem = "unknown"
+    try:
+        with open("/proc/meminfo") as f:
+            m = re.search(r"^MemTotal:\s+(\d+) kB", f.read(), re.M)
+            mem = "%.1f GiB" % (int(m.group(1)) / 1048576) if m else mem
+    except OSError:
+        pass
+    pkgs = ["nginx-light", "nginx-common", "lighttpd", "libfcgi0ldbl", "spawn-fcgi",
+            "apache2-utils", "wrk", "openssl", "python3", "python3-flask", "gunicorn",
+            "python3-starlette", "python3-uvicorn", "imagemagick", "gnuplot-nox"]
+    vers = []
+    for p in pkgs:
+        v = _cmd(["dpkg-query", "-W", "-f=${Version}", p])
+        vers.append("| %s | %s |" % (p, v if v and "no packages" not in v else "not installed"))
+    rev = _cmd(["git", "-C", root, "rev-parse", "--short", "HEAD"])
+    dirty = _cmd(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "fcgi"])
+    lines = [
+        "| item | value |", "| --- | --- |",
+        "| CPU | %s |" % cpu,
+        "| cores (nproc) | %d |" % len(os.sched_getaffinity(0)),
+        "| memory | %s |" % mem,
+        "| kernel | %s %s |" % (platform.system(), platform.release()),
+        "| nginx | %s |" % _cmd(["nginx", "-v"]).replace("nginx version: ", ""),
+        "| lighttpd | %s |" % _cmd(["lighttpd", "-v"]).split(" - ")[0],
+        "| avatar.fcgi | %s, git %s%s |" % (_cmd([os.path.join(root, "avatar.fcgi"), "--version"]),
+                                           rev, " (fcgi/ modified)" if dirty else ""),
+    ] + vers
+    return "\n".join(lines)
+
+
+def chart(sums, rows, out_dir):
+    """Writes chart.dat and chart.png (a clustered bar chart of req/s);
+    returns the PNG's name, or None when gnuplot failed."""
+    dat = os.path.join(out_dir, "chart.dat")
+    with open(dat, "w") as f:
+        f.write("# row " + " ".join(KINDS) + "\n")
+        for row in rows:
+            vals = [sums[k][row]["rps"] or 0 for k in KINDS]
+            f.write('"%s" %s\n' % (LABEL[row].replace("→", "->"),
+                                   " ".join("%.0f" % v for v in vals)))
+    png = os.path.join(out_dir, "chart.png")
+    script = """
+set terminal pngcairo size 1400,700 font ",10"
+set output '%s'
+set title "Avatar servers on one machine: requests per second (median of the rounds)"
+set style data histograms
+set style histogram clustered gap 1
+set style fill solid 0.85 border -1
+set boxwidth 0.9
+set ylabel "requests / second"
+set yrange [0:*]
+set grid ytics
+set xtics rotate by -30 left
+set key top left
+set bmargin 9
+plot '%s' using 2:xtic(1) title "%s", '' using 3 title "%s", '' using 4 title "%s", '' using 5 title "%s"
+""" % (png, dat, KIND_SHORT["orig"], KIND_SHORT["long"], KIND_SHORT["ka"], KIND_SHORT["c1000"])
+    r = subprocess.run(["gnuplot"], input=script, capture_output=True, text=True, timeout=60)
+    if r.returncode != 0:
+        return None
+    return "chart.png"
