@@ -7,5 +7,5 @@
 use strict;
 use warnings;
 use FindBin;
-require "$FindBin::Bin/../lib/e2e.pl";
+BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
 e2e_mode(server => 'nginx', mode => 'x-accel', range => 206, internal => 404);

@@ -5,5 +5,5 @@
 use strict;
 use warnings;
 use FindBin;
-require "$FindBin::Bin/../lib/e2e.pl";
+BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
 e2e_mode(server => 'lighttpd-spawn', mode => 'x-sendfile', range => 206, internal => 403);
