@@ -81,6 +81,14 @@ sub children {
 	return @kids;	# a count in scalar context
 }
 
+# The one-letter state of a process (R, S, T...), '' if it is gone.
+sub state {
+	my ($pid) = @_;
+	open my $fh, '<', "/proc/$pid/stat" or return '';
+	my $line = <$fh> // '';
+	return $line =~ /^\d+ \(.*\) (\S) / ? $1 : '';
+}
+
 # Sends one request; returns (status, headers hash, body).
 sub fcgi {
 	my ($method, $uri, @params) = @_;
@@ -160,6 +168,13 @@ my @busy = grep { $served{$_} } @workers;
 if (@busy == 1) {
 	kill 'STOP', $busy[0];
 	$stopped{$busy[0]} = 1;
+	# Until it has really stopped it may still sit in epoll_wait, and with
+	# EPOLLEXCLUSIVE take the wake-up for the scrape's connection.
+	for (1 .. 100) {
+		last if state($busy[0]) eq 'T';
+		select(undef, undef, undef, 0.05);
+	}
+	is(state($busy[0]), 'T', "the busy worker is stopped for the scrape");
 }
 my ($jst, $jh, $jbody) = fcgi('GET', '/status');
 my ($mst, $mh, $mbody) = fcgi('GET', '/metrics');
@@ -242,5 +257,8 @@ for my $k (qw(hits defaults not_modified method_not_allowed)) {
 }
 my ($st2, $h2, $body2) = fcgi('GET', '/metrics');
 like($body2, qr/^avatar_worker_restarts_total 1$/m, 'metrics: the restart');
+
+diag(join "\n", "workers @workers; the responder's stderr:", log_lines())
+    unless Test::More->builder->is_passing;
 
 done_testing();
