@@ -68,7 +68,7 @@ deps:
 
 test: deps
 	$(MAKE) CFLAGS="$(CFLAGS) -Werror" $(TEST_BINS)
-	prove $(PROVE_FLAGS) tests/t/
+	prove $(PROVE_FLAGS) $(UNITS) tests/t/
 
 fuzz: build/fuzz_reqparse build/fuzz_guard
 	tests/lib/run-fuzz $(FUZZ_SECONDS)

@@ -12,9 +12,12 @@ static const char not_found[] = "avatar not found\n";
 static const char not_allowed[] = "method not allowed: use GET or HEAD\n";
 
 static void
-count(int status, int is_default)
+count(const struct req *r, int status, int is_default)
 {
 	stats_inc(ST_REQUESTS);
+	/* A scrape of the counters is a request, not an avatar served. */
+	if (r->kind != REQ_AVATAR && status == RESP_OK)
+		return;
 	switch (status) {
 	case RESP_OK: stats_inc(is_default ? ST_DEFAULTS : ST_HITS); break;
 	case RESP_NOT_MODIFIED: stats_inc(ST_NOT_MODIFIED); break;
@@ -73,6 +76,6 @@ handler_run(const struct conf *c, const struct req *r, struct sink *s)
 	st = resp_avatar(c, r, &a, is_default, s);
 	resolve_release(&a);
 done:
-	count(st, is_default);
+	count(r, st, is_default);
 	return st;
 }
