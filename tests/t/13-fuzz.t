@@ -8,9 +8,9 @@ if ! command -v clang >/dev/null 2>&1; then
 fi
 n=1
 for t in reqparse guard; do
-    if make -s build/fuzz_$t >/dev/null 2>&1 &&
+    if make -s build/fuzz_$t >/dev/null 2>&1 && mkdir -p build/fuzz-corpus/$t &&
        ASAN_OPTIONS=detect_leaks=1 build/fuzz_$t -max_total_time=5 -timeout=10 \
-           -artifact_prefix=build/fuzz-$t- tests/fuzz/corpus/$t >/dev/null 2>build/fuzz-$t-short.log; then
+           -artifact_prefix=build/fuzz-$t- build/fuzz-corpus/$t tests/fuzz/corpus/$t >/dev/null 2>build/fuzz-$t-short.log; then
         echo "ok $n - fuzz_$t: 5 s without a finding"
     else
         echo "not ok $n - fuzz_$t"
