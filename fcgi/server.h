@@ -9,7 +9,7 @@
 #include "conf.h"
 
 /*
- * Serves connections on listen_fd until SIGTERM, SIGINT or SIGHUP, then
+ * Serves connections on listen_fd until SIGTERM or SIGINT, then
  * stops accepting, finishes every request it holds, and returns the exit
  * status (0 after a clean drain).
  */
