@@ -93,7 +93,8 @@ install: all
 	install -m 0644 fcgi/avatar.fcgi.1 $(DESTDIR)$(MANDIR)/avatar.fcgi.1
 	for d in nginx lighttpd systemd; do \
 	    install -d $(DESTDIR)$(SHAREDIR)/$$d; \
-	    for f in conf/$$d/*; do [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(SHAREDIR)/$$d/; done; \
+	    for f in conf/$$d/*; do case "$$f" in *.md) continue;; esac; \
+	        [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(SHAREDIR)/$$d/; done; \
 	done
 
 uninstall:
