@@ -101,16 +101,37 @@ for (['socket', $socket_text], ['service', $service_text]) {
 my @args = @argv[1 .. $#argv];
 s{^\Q$dir\E$}{$root/avatars} for @args;
 
+# Whatever happens, stop what this test started: a supervisor first asks
+# its workers to stop; anything left after 10 s is killed with them.
 my %pids;
-END { kill 'KILL', keys %pids if %pids; }
+END {
+	for my $pid (keys %pids) {
+		my @kids = children($pid);
+		kill 'TERM', $pid;
+		wait_exit($pid);
+		kill 'KILL', @kids;
+	}
+}
+$SIG{$_} = sub { exit 1 } for qw(INT TERM HUP PIPE);
+
+sub children {
+	my ($ppid) = @_;
+	my @kids;
+	for my $stat (glob '/proc/[0-9]*/stat') {
+		open my $f, '<', $stat or next;
+		my $line = <$f> // next;
+		push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $ppid;
+	}
+	return @kids;
+}
 
 sub wait_exit {
 	my ($pid) = @_;
-	for (1 .. 200) {	# at most 20 s
+	for (1 .. 100) {	# at most 10 s
 		return $? >> 8 if waitpid($pid, WNOHANG) == $pid;
 		select(undef, undef, undef, 0.1);
 	}
-	kill 'KILL', $pid;
+	kill 'KILL', $pid, children($pid);
 	waitpid($pid, 0);
 	return -1;
 }

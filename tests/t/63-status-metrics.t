@@ -67,6 +67,7 @@ END {
 		kill 'KILL', $sup, children($sup);
 	}
 }
+$SIG{$_} = sub { exit 1 } for qw(INT TERM HUP PIPE);
 
 sub children {
 	my ($ppid) = @_;

@@ -48,8 +48,10 @@ my @cases = (
 	[ 'debug', 2, [[GET => $evil]], [ 'debug: GET ' . quotemeta($evil_logged) . ' -> 200' ] ],
 );
 
+# Whatever happens, stop what this test started, workers included.
 my %live;
-END { kill 'KILL', keys %live; }
+END { kill 'KILL', $_, children($_) for keys %live; }
+$SIG{$_} = sub { exit 1 } for qw(INT TERM HUP PIPE);
 
 sub children {
 	my ($ppid) = @_;
