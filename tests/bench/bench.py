@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 
 import measure
@@ -37,8 +38,11 @@ PLANS = {
 TARGET_SIZE = 36934  # bytes of the original measurement's avatar
 
 
+T0 = time.monotonic()
+
+
 def log(msg):
-    print(msg, file=sys.stderr, flush=True)
+    print("[%4.0fs] %s" % (time.monotonic() - T0, msg), file=sys.stderr, flush=True)
 
 
 def make_avatar(dest_dir):
@@ -77,6 +81,21 @@ def raise_limits():
     if soft == resource.RLIM_INFINITY or soft < want:
         resource.setrlimit(resource.RLIMIT_NOFILE, (want, hard))
     return resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+
+
+def stop_all(servers):
+    """Stops every server at once: each stop may wait for a graceful exit."""
+    def stop(s):
+        try:
+            s.stop()
+        except Exception as e:  # keep stopping the others
+            log("bench: stopping %s: %s" % (s.key, e))
+    threads = [threading.Thread(target=stop, args=(s,)) for s in servers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    log("bench: stopped every server")
 
 
 def count_procs(server):
@@ -136,6 +155,7 @@ def main():
     work = tempfile.mkdtemp(prefix="avatar-bench.")
     os.chmod(work, 0o755)  # nginx/lighttpd workers may run as another user
     servers = []
+    not_started = {}
     try:
         avatars = os.path.join(work, "avatars")
         os.makedirs(avatars)
@@ -145,14 +165,26 @@ def main():
             "work dir %s" % (profile, plan["rounds"], len(rows), workers, len(avatar), work))
         for key in rows:
             s = Server(key, work, avatars, avatar, workers)
-            servers.append(s)
             log("bench: starting %-20s %s" % (key, s.url))
-            s.start()
+            try:
+                s.start()
+                servers.append(s)
+            except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+                # One broken row must not hide the others: it is reported
+                # and every target that needs it fails.
+                log("bench: %s did not start: %s" % (key, e))
+                not_started[key] = str(e)
+                s.stop()
+        if "nginx-static" in not_started:
+            log("bench: nginx static is every ratio's reference; stopping")
+            return 2
+        rows = [s.key for s in servers]
         # Warm-up: imports, caches and worker spawning happen before round 1.
         warm = dict(plan, orig_n=plan["warm_n"], orig_c=10, orig_t=10)
         for s in servers:
             measure.run_one("orig", s.url, s.root_pids(), warm)
         procs = {s.key: count_procs(s) for s in servers}
+        log("bench: all rows up and warm")
 
         raw = {k: {s.key: [] for s in servers} for k in report.KINDS}
         for rnd in range(plan["rounds"]):
@@ -177,11 +209,7 @@ def main():
             procs[s.key] = str(procs[s.key]) if after == procs[s.key] \
                 else "%d, %d after the runs" % (procs[s.key], after)
     finally:
-        for s in servers:
-            try:
-                s.stop()
-            except Exception as e:  # keep stopping the others
-                log("bench: stopping %s: %s" % (s.key, e))
+        stop_all(servers)
         if args.keep:
             log("bench: work dir kept: %s" % work)
         else:
@@ -189,7 +217,7 @@ def main():
 
     elapsed = time.monotonic() - started
     sums = report.summarize(raw, rows)
-    verdicts = report.targets(raw, sums, rows)
+    verdicts = report.targets(raw, sums, rows, not_started)
     png = report.chart(sums, rows, out_dir)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cmd = {"full": "make bench", "quick": "make bench QUICK=1",
@@ -215,6 +243,9 @@ def main():
         md += ["![requests per second](%s)" % png, ""]
     for kind in report.KINDS:
         md += ["## %s" % report.KIND_TITLE[kind], "", report.table(sums, kind, rows, procs), ""]
+    if not_started:
+        md += ["## Rows that did not start", ""] + \
+            ["- %s: %s" % (LABEL[k], e) for k, e in not_started.items()] + [""]
     notes = ["- %s: %s" % (s.label, n) for s in servers for n in s.notes]
     if notes:
         md += ["## What the bench changed in the project's rendered configs", ""] + notes + [""]

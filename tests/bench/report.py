@@ -76,12 +76,19 @@ def _pair_ratio(raw, kind, a, b, field="rps"):
     return median(vals)
 
 
-def targets(raw, sums, rows):
-    """The issue's targets as (ok, text) lines; ok is None for INFO lines."""
+def targets(raw, sums, rows, not_started):
+    """The issue's targets as (ok, text) lines; ok is None for INFO lines.
+    A target whose row did not start fails; one whose row was not asked
+    for (--rows) is left out."""
     out = []
     k = TARGET_KIND
 
     def ratio_line(row, base, field, op, limit, what):
+        gone = [r for r in (row, base) if r in not_started]
+        if gone:
+            out.append((False, "%s: not measured, %s did not start"
+                        % (LABEL[row], " and ".join(LABEL[r] for r in gone))))
+            return
         if row not in rows or base not in rows:
             return
         v = _pair_ratio(raw, k, row, base, field)
@@ -101,6 +108,9 @@ def targets(raw, sums, rows):
     ratio_line("tls-project", "tls-orig", "rps", ">=", 5.0, "req/s")
 
     # Clean runs: every kind, every round, including -c 1000.
+    for row in not_started:
+        out.append((False if GROUP[row] == "project" else None,
+                    "%s: did not start" % LABEL[row]))
     for row in rows:
         failed = sum(sums[kd][row]["failed"] for kd in KINDS)
         non2xx = sum(sums[kd][row]["non2xx"] for kd in KINDS)

@@ -95,8 +95,9 @@ class Server:
     def _spawn(self, argv, env=None):
         log = open(os.path.join(self.run, "server.log"), "ab")
         # A session of its own, so stop() can end the whole group by its id.
+        # cwd: the run directory names every process of the row (leak checks).
         self.proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log,
-                                     stderr=subprocess.STDOUT, env=env,
+                                     stderr=subprocess.STDOUT, env=env, cwd=self.run,
                                      start_new_session=True)
         log.close()
 
@@ -156,8 +157,8 @@ class Server:
             r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, timeout=60)
             if r.returncode != 0:
-                raise RuntimeError("%s: tests/lib/stack start failed: %s"
-                                   % (k, r.stderr.strip()))
+                raise RuntimeError("tests/lib/stack start exited %d: %s"
+                                   % (r.returncode, (r.stderr + r.stdout).strip()[-500:]))
             if server == "nginx":
                 self._raise_connections()
         self._wait_ready()
@@ -223,9 +224,26 @@ class Server:
 
     def stop(self):
         if self.stacked:
-            subprocess.run([STACK, "stop", "--run", self.run], stdin=subprocess.DEVNULL,
-                           capture_output=True, timeout=60)
+            # Whatever the stack started, with start times against pid reuse,
+            # so nothing outlives the bench even if `stack stop` fails.
+            procs = _started(_tree(self.root_pids()))
+            try:
+                subprocess.run([STACK, "stop", "--run", self.run], stdin=subprocess.DEVNULL,
+                               capture_output=True, timeout=60)
+            except subprocess.TimeoutExpired:
+                pass
             self.stacked = False
+            for sig in (signal.SIGTERM, signal.SIGKILL):
+                left = [p for p, st in procs.items() if _started([p]).get(p) == st]
+                for p in left:
+                    try:
+                        os.kill(p, sig)
+                    except ProcessLookupError:
+                        pass
+                for _ in range(50):
+                    if not any(_started([p]).get(p) == procs[p] for p in left):
+                        break
+                    time.sleep(0.1)
         if self.proc is not None and self.proc.poll() is None:
             pgid = self.proc.pid  # its own session: group id == pid
             os.killpg(pgid, signal.SIGTERM)
@@ -240,6 +258,30 @@ class Server:
             except ProcessLookupError:
                 pass
         self.proc = None
+
+
+def _started(pids):
+    """{pid: start time} of those pids that are alive."""
+    out = {}
+    for pid in pids:
+        try:
+            with open("/proc/%d/stat" % pid) as f:
+                stat = f.read()
+        except OSError:
+            continue
+        out[pid] = stat[stat.rindex(")") + 2:].split()[19]
+    return out
+
+
+def _tree(roots):
+    """The roots and all their descendants that are alive."""
+    seen, todo = [], list(roots)
+    while todo:
+        pid = todo.pop()
+        if pid not in seen and os.path.exists("/proc/%d" % pid):
+            seen.append(pid)
+            todo.extend(_children(pid))
+    return seen
 
 
 def _children(pid):

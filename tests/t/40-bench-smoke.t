@@ -1,0 +1,93 @@
+#!/usr/bin/perl
+# 40-bench-smoke: the benchmark driver (tests/bench/run, `make bench`) still
+# works end to end, so it cannot rot between benchmark runs. One tiny round
+# (--smoke) of every row and every kind of run, into a temporary results
+# directory; then, one case a line: each row was started and measured by each
+# client (a rate above zero, no client error, server CPU read), and the report
+# has the targets, the tables, the chart and the machine description.
+# No thresholds: the smoke sizes are far too small for the targets to mean
+# anything, and speed belongs in `make bench` itself.
+use strict;
+use warnings;
+use File::Temp qw(tempdir);
+use JSON::PP;
+use Test::More;
+
+sub slurp {
+    open my $fh, '<:raw', $_[0] or return undef;
+    local $/;
+    return <$fh>;
+}
+
+my $root = $0 =~ m{^(.*)/tests/t/} ? $1 : '.';
+chdir $root or die "chdir $root: $!";
+-x 'avatar.fcgi' or plan skip_all => 'avatar.fcgi is not built (make)';
+
+my $out = tempdir('bench-smoke.XXXXXX', TMPDIR => 1, CLEANUP => 1);
+# timeout bounds the run; the driver stops its servers on SIGTERM.
+my $log = `timeout -k 10 180 tests/bench/run --smoke --out $out 2>&1`;
+my $status = $? >> 8;
+if ($log =~ /ensure-deps: missing Debian packages/) {
+    plan skip_all => 'the benchmark packages are missing and cannot be installed here '
+        . '(tests/lib/ensure-deps bench)';
+}
+is $status, 0, 'tests/bench/run --smoke exits 0' or diag $log;
+
+my $raw = eval { decode_json(slurp("$out/raw.json") // die "$out/raw.json: $!\n") } || {};
+ok $raw->{raw}, 'raw.json holds the runs' or diag $@;
+
+# row              kinds measured by ab/wrk
+my @rows = qw(
+    flask
+    starlette
+    nginx-static
+    lighttpd-static
+    nginx-xaccel
+    nginx-bytes
+    lighttpd-xsendfile
+    lighttpd-bytes
+    tls-orig
+    tls-project
+);
+for my $row (@rows) {
+    for my $kind (qw(orig long ka c1000)) {
+        my $r = $raw->{raw}{$kind}{$row}[0] // {};
+        ok !$r->{error} && ($r->{rps} // 0) > 0 && ($r->{requests} // 0) > 0
+            && defined $r->{cpu_s},
+            "$row, $kind: measured"
+            or diag explain $r;
+    }
+}
+
+my $md = slurp("$out/results.md") // '';
+# what the report must show                        pattern
+my @report = (
+    ['the x-accel rate target',                    qr/^(PASS|FAIL) nginx → avatar\.fcgi x-accel: [\d.]+ × nginx static .* req\/s \(target ≥ 0\.80\)$/m],
+    ['the x-accel CPU target',                     qr/^(PASS|FAIL) nginx → avatar\.fcgi x-accel: [\d.]+ × .*CPU\/request \(target ≤ 1\.50\)$/m],
+    ['the bytes target',                           qr/^(PASS|FAIL) nginx → avatar\.fcgi bytes: [\d.]+ × nginx static/m],
+    ['the lighttpd target',                        qr/^(PASS|FAIL) lighttpd → avatar\.fcgi x-sendfile: [\d.]+ × lighttpd static/m],
+    ['the starlette target',                       qr/^(PASS|FAIL) lighttpd → avatar\.fcgi bytes: [\d.]+ × starlette/m],
+    ['the TLS target',                             qr/^(PASS|FAIL) nginx TLS, project config: [\d.]+ × nginx TLS, as originally/m],
+    ['the clean-run target',                       qr/^(PASS|FAIL) nginx TLS, project config: \d+ failed, \d+ non-2xx/m],
+    ['the -c 1000 table',                          qr/^## 1000 concurrent/m],
+    ['the keep-alive table',                       qr/^## keep-alive/m],
+    ['the machine description',                    qr/^\| libfcgi0ldbl \| \S+/m],
+    ['the worker count',                           qr/2 workers \(nproc\)|\d+ workers \(nproc\)/],
+    ['the chart',                                  qr/^!\[requests per second\]\(chart\.png\)$/m],
+);
+like $md, $_->[1], "report shows $_->[0]" for @report;
+ok -s "$out/chart.png", 'chart.png was drawn';
+
+# Nothing of the run is left behind: every process whose command line or
+# working directory is in the run's work directory is gone.
+my ($work) = $log =~ /work dir (\S+)/;
+ok $work, 'the driver names its work directory' or diag $log;
+my @left;
+for my $proc (glob '/proc/[0-9]*') {
+    my $cmd = slurp("$proc/cmdline") // '';
+    my $cwd = readlink("$proc/cwd") // '';
+    push @left, "$proc: $cmd" if $work && index("$cmd $cwd", $work) >= 0;
+}
+is scalar(@left), 0, 'no process of the run is left' or diag join "\n", @left;
+
+done_testing;
