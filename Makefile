@@ -13,7 +13,9 @@ WARN     = -Wall -Wextra -Wshadow -Wformat=2 -Wmissing-prototypes -Wstrict-proto
            -Wpointer-arith -Wcast-qual -Wwrite-strings -Wundef -Wvla -Wnull-dereference \
            -Wconversion -Wno-sign-conversion
 CFLAGS  ?= -O2 -g
-CFLAGS  += -std=c11 $(WARN) -D_GNU_SOURCE -DAVATAR_VERSION='"$(VERSION)"' \
+# The test and CI builds add WERROR=-Werror: no warning is left there.
+WERROR  ?=
+CFLAGS  += -std=c11 $(WARN) $(WERROR) -D_GNU_SOURCE -DAVATAR_VERSION='"$(VERSION)"' \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2
 LDFLAGS ?=
 LDLIBS   = -lfcgi
@@ -49,6 +51,9 @@ build/unit/%: tests/unit/%.c tests/unit/tap.h $(MODS:%=build/asan/%.o)
 build/fcgi-client: tests/tools/fcgi-client.c
 	@mkdir -p build
 	$(CC) $(CFLAGS) -Werror -o $@ $<
+build/fcgi-hostile: tests/tools/fcgi-hostile.c
+	@mkdir -p build
+	$(CC) $(CFLAGS) -Werror -o $@ $<
 
 # libFuzzer target for the request-to-id path.
 FUZZ_SECONDS ?= 60
@@ -61,19 +66,19 @@ build/fuzz_guard: tests/fuzz/fuzz_guard.c fcgi/guard.c $(HDRS)
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ifcgi -o $@ \
 	    tests/fuzz/fuzz_guard.c fcgi/guard.c
 
-TEST_BINS = avatar.fcgi build/avatar.fcgi.asan build/fcgi-client $(UNITS)
+TEST_BINS = avatar.fcgi build/avatar.fcgi.asan build/fcgi-client build/fcgi-hostile $(UNITS)
 
 deps:
 	@tests/lib/ensure-deps test
 
 test: deps
-	$(MAKE) CFLAGS="$(CFLAGS) -Werror" $(TEST_BINS)
+	$(MAKE) WERROR=-Werror $(TEST_BINS)
 	prove $(PROVE_FLAGS) $(UNITS) tests/t/
 
 fuzz: build/fuzz_reqparse build/fuzz_guard
 	tests/lib/run-fuzz $(FUZZ_SECONDS)
 
-stress: all build/fcgi-client
+stress: all build/fcgi-client build/fcgi-hostile
 	prove $(PROVE_FLAGS) tests/stress/
 
 bench: all
