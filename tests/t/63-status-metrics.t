@@ -5,7 +5,8 @@
 # numbers, summed over both workers (the scrape is made to land on a worker
 # that did not serve every request), in the Prometheus exposition format
 # (# HELP, # TYPE, _total counters). A scrape counts as a request but not as
-# a hit. Killing a worker counts one restart and loses no count.
+# a hit. Killing a worker counts one restart and loses no count; SIGHUP
+# replaces the workers, counts no restart and loses no count either.
 use strict;
 use warnings;
 use Cwd qw(abs_path);
@@ -258,6 +259,31 @@ for my $k (qw(hits defaults not_modified method_not_allowed)) {
 }
 my ($st2, $h2, $body2) = fcgi('GET', '/metrics');
 like($body2, qr/^avatar_worker_restarts_total 1$/m, 'metrics: the restart');
+
+# SIGHUP replaces both workers; that is no restart, and no count is lost.
+my @before = children($sup);
+kill 'HUP', $sup;
+my @after;
+for (1 .. 100) {
+	@after = children($sup);
+	my %old = map { $_ => 1 } @before;
+	last if @after == 2 && !grep { $old{$_} } @after;
+	select(undef, undef, undef, 0.1);
+}
+my %old = map { $_ => 1 } @before;
+ok(@after == 2 && !grep({ $old{$_} } @after), 'SIGHUP: two new workers replace the old ones')
+    or diag("before @before, after @after");
+$s = {};
+for (1 .. 50) {
+	$s = status_json();
+	last if ($s->{workers_alive} // 0) == 2;
+	select(undef, undef, undef, 0.1);
+}
+is($s->{workers_alive}, 2, 'SIGHUP: workers_alive settles at 2');
+is($s->{worker_restarts}, 1, 'SIGHUP: not counted as a restart');
+for my $k (qw(hits defaults not_modified method_not_allowed)) {
+	is($s->{$k}, $want{$k}, "SIGHUP: $k are kept");
+}
 
 diag(join "\n", "workers @workers; the responder's stderr:", log_lines())
     unless Test::More->builder->is_passing;
