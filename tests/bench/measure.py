@@ -131,7 +131,8 @@ def run_one(kind, url, roots, plan):
     server CPU per request (µs) added, or a dict with "error" set."""
     argv = client_argv(kind, url, plan)
     limit = max(plan["orig_t"], plan["long_t"], plan["ka_t"], plan["c1000_t"]) + 60
-    before = cpu_snapshot(roots)
+    # One snapshot per root: the front server and the responder apart.
+    before = [cpu_snapshot([r]) for r in roots]
     t0 = time.monotonic()
     try:
         r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True,
@@ -140,7 +141,8 @@ def run_one(kind, url, roots, plan):
     except subprocess.TimeoutExpired:
         out, err, rc = "", "killed after %d s" % limit, -1
     wall = time.monotonic() - t0
-    cpu = cpu_delta(before, cpu_snapshot(roots))
+    parts = [cpu_delta(b, cpu_snapshot([r])) for b, r in zip(before, roots)]
+    cpu = sum(parts)
     try:
         res = parse_wrk(out) if kind == "ka" else parse_ab(out)
     except ValueError as e:
@@ -148,6 +150,7 @@ def run_one(kind, url, roots, plan):
                 "argv": " ".join(argv), "wall": wall}
     res["cpu_s"] = cpu
     res["cpu_us"] = cpu * 1e6 / res["requests"] if res["requests"] else None
+    res["cpu_parts_us"] = [p * 1e6 / res["requests"] if res["requests"] else None for p in parts]
     res["wall"] = wall
     res["argv"] = " ".join(argv)
     return res

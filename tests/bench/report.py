@@ -60,6 +60,9 @@ def summarize(raw, rows):
                 "failed": sum(r["failed"] for r in ok),
                 "non2xx": sum(r["non2xx"] for r in ok),
                 "cpu_us": median([r.get("cpu_us") for r in ok]),
+                # Front server and responder apart, for the rows that have both.
+                "cpu_parts": [median([r["cpu_parts_us"][i] for r in ok])
+                              for i in range(min((len(r["cpu_parts_us"]) for r in ok), default=0))],
                 "cpu_ratio": median(cpu_ratios),
             }
     return sums
@@ -132,9 +135,16 @@ def _f(v, fmt):
     return "–" if v is None else fmt % v
 
 
+def _cpu(s):
+    text = _f(s["cpu_us"], "%.0f")
+    if len(s["cpu_parts"]) > 1 and None not in s["cpu_parts"]:
+        text += " (%s)" % " + ".join("%.0f" % p for p in s["cpu_parts"])
+    return text
+
+
 def table(sums, kind, rows, procs):
     lines = ["| row | processes | req/s | × nginx static | p50 ms | p99 ms | max ms "
-             "| failed | non-2xx | server CPU µs/req | CPU × nginx static |",
+             "| failed | non-2xx | server CPU µs/req (front + responder) | CPU × nginx static |",
              "| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for row in rows:
         s = sums[kind][row]
@@ -142,7 +152,7 @@ def table(sums, kind, rows, procs):
         lines.append("| %s | %s | %s | %s | %s | %s | %s | %d | %d | %s | %s |" % (
             name, procs.get(row, "?"), _f(s["rps"], "%.0f"), _f(s["ratio"], "%.2f"),
             _f(s["p50"], "%.1f"), _f(s["p99"], "%.1f"), _f(s["max"], "%.0f"),
-            s["failed"], s["non2xx"], _f(s["cpu_us"], "%.0f"), _f(s["cpu_ratio"], "%.2f")))
+            s["failed"], s["non2xx"], _cpu(s), _f(s["cpu_ratio"], "%.2f")))
     return "\n".join(lines)
 
 
