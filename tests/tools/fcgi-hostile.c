@@ -503,6 +503,10 @@ params_lengths(struct buf *b, uint32_t nl, uint32_t vl, size_t extra)
 	for (i = 0; i < extra; i++)
 		buf_byte(&pb, 'A');
 	rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
+	/* The request is otherwise whole, so a guard that waits for the end
+	 * of PARAMS must still judge these lengths. */
+	rec(b, FCGI_PARAMS, 1, NULL, 0);
+	rec(b, FCGI_STDIN, 1, NULL, 0);
 	free(pb.p);
 }
 
@@ -530,6 +534,12 @@ static void a_params_7ffffffe(struct buf *b) { params_lengths(b, 0x7ffffffe, 0, 
 static void a_params_3fffffff(struct buf *b) { params_lengths(b, 0x3fffffff, 0, 8); }
 static void a_params_ffffffff(struct buf *b) { params_lengths(b, 0x7fffffff, 0x7fffffff, 8); }
 static void a_params_short(struct buf *b) { params_lengths(b, 200, 10, 20); }
+static void
+a_params_open(struct buf *b)
+{
+	params_lengths(b, 0x40000000, 0x40000000, 8);
+	b->len -= 2 * (FCGI_HEADER_LEN);	/* no end of PARAMS, no STDIN */
+}
 static void a_get_values_1(struct buf *b) { get_values(b, 1); }
 static void a_get_values_4(struct buf *b) { get_values(b, 4); }
 static void a_get_values_64(struct buf *b) { get_values(b, 64); }
@@ -740,6 +750,7 @@ static const struct attack attacks[] = {
 	{ "params-7ffffffe", "PARAMS name length 0x7ffffffe, value 0 (CVE-2025-23016)", a_params_7ffffffe, 0 },
 	{ "params-3fffffff", "PARAMS name length 0x3fffffff with 8 bytes present", a_params_3fffffff, 0 },
 	{ "params-7fffffff", "PARAMS lengths 0x7fffffff+0x7fffffff", a_params_ffffffff, 0 },
+	{ "params-open", "the 0x40000000+0x40000000 PARAMS record, and then nothing more", a_params_open, 0 },
 	{ "params-short", "PARAMS lengths 200+10 with 20 bytes present", a_params_short, 0 },
 	{ "get-values-1", "FCGI_GET_VALUES naming FCGI_MPXS_CONNS once", a_get_values_1, 0 },
 	{ "get-values-4", "FCGI_GET_VALUES naming FCGI_MPXS_CONNS 4 times (stack overflow)", a_get_values_4, 0 },
