@@ -9,10 +9,11 @@ use FindBin;
 use Test::More;
 
 my $root = "$FindBin::Bin/../..";
-my $bin  = $ENV{AVATAR_FCGI} // "$root/avatar.fcgi";
+# The shipped binary, as a user runs it (AVATAR_BIN overrides).
+my $bin  = $ENV{AVATAR_BIN} // "$root/avatar.fcgi";
 my $page = "$root/fcgi/avatar.fcgi.1";
 
--x $bin or BAIL_OUT("$bin is not built; run make");
+-x $bin or BAIL_OUT("$bin is not built; run make test");
 -f $page or BAIL_OUT("$page is missing");
 
 sub run {

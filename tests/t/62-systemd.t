@@ -15,13 +15,14 @@ use POSIX qw(:sys_wait_h);
 use Test::More;
 
 my $root   = abs_path("$FindBin::Bin/../..");
-my $bin    = abs_path($ENV{AVATAR_FCGI} // "$root/avatar.fcgi");
+# The sanitizer build, as in the other end-to-end tests (AVATAR_BIN overrides).
+my $bin    = abs_path($ENV{AVATAR_BIN} // "$root/build/avatar.fcgi.asan");
 my $client = "$root/build/fcgi-client";
 my $units  = "$root/conf/systemd";
 
 plan skip_all => 'systemd-analyze is not installed (apt-get install systemd)'
     unless system('command -v systemd-analyze >/dev/null') == 0;
--x $bin or BAIL_OUT("$bin is not built; run make");
+-x $bin or BAIL_OUT("$bin is not built; run make test");
 -x $client or BAIL_OUT("$client is not built; run make build/fcgi-client");
 
 # One required setting a line: unit, key, value.
@@ -160,7 +161,7 @@ for my $w (@ways) {
 	$sock =~ s/ /_/g;
 	SKIP: {
 		my @c = $cmd->($sock);
-		skip "$c[0] is not installed", 3
+		skip "$c[0] is not installed", 4
 		    unless system("command -v $c[0] >/dev/null") == 0;
 		my $pid = fork // die "fork: $!";
 		if ($pid == 0) {
@@ -176,6 +177,9 @@ for my $w (@ways) {
 		kill 'TERM', $pid;
 		is(wait_exit($pid), 0, "$name: SIGTERM ends it with status 0");
 		delete $pids{$pid};
+		open my $lf, '<', "$tmp/log" or die;
+		my @reports = grep { /Sanitizer|runtime error:/ } <$lf>;
+		is(join('', @reports), '', "$name: no sanitizer report");
 	}
 }
 

@@ -17,9 +17,10 @@ use POSIX qw(:sys_wait_h);
 use Test::More;
 
 my $root   = abs_path("$FindBin::Bin/../..");
-my $bin    = $ENV{AVATAR_FCGI} // "$root/avatar.fcgi";
+# The sanitizer build, as in the other end-to-end tests (AVATAR_BIN overrides).
+my $bin    = $ENV{AVATAR_BIN} // "$root/build/avatar.fcgi.asan";
 my $client = "$root/build/fcgi-client";
--x $bin or BAIL_OUT("$bin is not built; run make");
+-x $bin or BAIL_OUT("$bin is not built; run make test");
 -x $client or BAIL_OUT("$client is not built; run make build/fcgi-client");
 
 my $tmp  = tempdir(CLEANUP => 1);
@@ -284,6 +285,21 @@ is($s->{worker_restarts}, 1, 'SIGHUP: not counted as a restart');
 for my $k (qw(hits defaults not_modified method_not_allowed)) {
 	is($s->{$k}, $want{$k}, "SIGHUP: $k are kept");
 }
+
+# SIGTERM ends the pool cleanly, and the sanitizer build found nothing.
+kill 'TERM', $sup;
+my $rc = -1;
+for (1 .. 200) {
+	if (waitpid($sup, WNOHANG) == $sup) {
+		$rc = $? >> 8;
+		last;
+	}
+	select(undef, undef, undef, 0.05);
+}
+is($rc, 0, 'SIGTERM stops the pool with status 0');
+$sup = 0 if $rc != -1;
+my @reports = grep { /Sanitizer|runtime error:/ } log_lines();
+is(join("\n", @reports), '', 'no sanitizer report');
 
 diag(join "\n", "workers @workers; the responder's stderr:", log_lines())
     unless Test::More->builder->is_passing;

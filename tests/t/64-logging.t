@@ -15,9 +15,10 @@ use POSIX qw(:sys_wait_h);
 use Test::More;
 
 my $root   = abs_path("$FindBin::Bin/../..");
-my $bin    = $ENV{AVATAR_FCGI} // "$root/avatar.fcgi";
+# The sanitizer build, as in the other end-to-end tests (AVATAR_BIN overrides).
+my $bin    = $ENV{AVATAR_BIN} // "$root/build/avatar.fcgi.asan";
 my $client = "$root/build/fcgi-client";
--x $bin or BAIL_OUT("$bin is not built; run make");
+-x $bin or BAIL_OUT("$bin is not built; run make test");
 -x $client or BAIL_OUT("$client is not built; run make build/fcgi-client");
 
 my $tmp = tempdir(CLEANUP => 1);
