@@ -258,7 +258,9 @@ def main():
         f.write(text)
     with open(os.path.join(out_dir, "raw.json"), "w") as f:
         json.dump({"profile": profile, "plan": plan, "workers": workers, "date": now,
-                   "elapsed_s": elapsed, "avatar_bytes": len(avatar), "raw": raw},
+                   "elapsed_s": elapsed, "avatar_bytes": len(avatar), "processes": procs,
+                   "not_started": not_started,
+                   "changed": {s.key: s.notes for s in servers if s.notes}, "raw": raw},
                   f, indent=1, ensure_ascii=False)
     print(text)
     print("bench: results in %s (%.0f s)" % (out_dir, elapsed))

@@ -89,8 +89,9 @@ def targets(raw, sums, rows, not_started):
     def ratio_line(row, base, field, op, limit, what):
         gone = [r for r in (row, base) if r in not_started]
         if gone:
-            out.append((False, "%s: not measured, %s did not start"
-                        % (LABEL[row], " and ".join(LABEL[r] for r in gone))))
+            out.append((False, "%s: %s against %s not measured, %s did not start"
+                        % (LABEL[row], what, LABEL[base],
+                           " and ".join(LABEL[r] for r in gone))))
             return
         if row not in rows or base not in rows:
             return
@@ -109,6 +110,24 @@ def targets(raw, sums, rows, not_started):
     for row in ("nginx-xaccel", "nginx-bytes", "lighttpd-xsendfile", "lighttpd-bytes"):
         ratio_line(row, "starlette", "rps", ">=", 3.0, "req/s")
     ratio_line("tls-project", "tls-orig", "rps", ">=", 5.0, "req/s")
+
+    # Where the CPU of a proxied row goes: front server and responder apart.
+    for row, base in (("nginx-xaccel", "nginx-static"), ("nginx-bytes", "nginx-static"),
+                      ("lighttpd-xsendfile", "lighttpd-static"),
+                      ("lighttpd-bytes", "lighttpd-static")):
+        if row not in rows or base not in rows:
+            continue
+        parts, ref = sums[k][row]["cpu_parts"], sums[k][base]["cpu_us"]
+        if len(parts) == 2 and None not in parts and ref:
+            out.append((None, "%s: server CPU %.0f µs/request = front server %.0f (%.2f × %s's "
+                        "%.0f) + responder %.0f" % (LABEL[row], parts[0] + parts[1], parts[0],
+                                                    parts[0] / ref, LABEL[base], ref, parts[1])))
+    if "tls-project" in rows and "tls-orig" in rows:
+        v = _pair_ratio(raw, k, "tls-project", "tls-orig", "cpu_us")
+        if v is not None:
+            out.append((None, "%s: %.2f × %s server CPU/request (ab makes a full handshake per "
+                        "request, so the client sets the pace)"
+                        % (LABEL["tls-project"], v, LABEL["tls-orig"])))
 
     # Clean runs: every kind, every round, including -c 1000.
     for row in not_started:
