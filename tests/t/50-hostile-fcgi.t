@@ -45,7 +45,7 @@ my $pool = workers();
 # none required).
 my $REFUSED = qr/ reaction=(?:closed|reset|closed-while-sending) /;
 my @cases = (
-  [ 'ping',            qr/^attack=ping ping=200 body=310$/,                       '' ],
+  [ 'ping',            qr/^attack=ping ping=200 body=316$/,                       '' ],
   [ 'params-overflow', $REFUSED,                                                  'malformed PARAMS lengths' ],
   [ 'params-open',     $REFUSED,                                                  '' ],
   [ 'params-7ffffffe', $REFUSED,                                                  'malformed PARAMS lengths' ],

@@ -338,7 +338,7 @@ reaction(int fd, double deadline)
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t r;
 
-		if (poll(&pfd, 1, ms_left(deadline)) <= 0)
+		if (now() >= deadline || poll(&pfd, 1, ms_left(deadline)) <= 0)
 			return replied ? "reply" : "silent";
 		r = recv(fd, tmp, sizeof(tmp), MSG_DONTWAIT);
 		if (r == 0)
@@ -429,7 +429,7 @@ read_reply(int fd, unsigned id, double deadline, size_t *bodylen, const char **r
 		struct pollfd pfd = { fd, POLLIN, 0 };
 		ssize_t n;
 
-		if (poll(&pfd, 1, ms_left(deadline)) <= 0) {
+		if (now() >= deadline || poll(&pfd, 1, ms_left(deadline)) <= 0) {
 			*reason = "timeout";
 			goto done;
 		}
@@ -818,15 +818,17 @@ await_closed(int *fds, long n, double deadline)
 		die("out of memory");
 	for (i = 0; i < n; i++)
 		pfd[i] = (struct pollfd){ fds[i], POLLIN, 0 };
-	while (closed < n && poll(pfd, (nfds_t)n, ms_left(deadline)) > 0) {
+	while (closed < n && now() < deadline && poll(pfd, (nfds_t)n, ms_left(deadline)) > 0) {
 		for (i = 0; i < n; i++) {
 			unsigned char tmp[4096];
 
 			if (pfd[i].fd < 0 || !pfd[i].revents)
 				continue;
-			if (recv(pfd[i].fd, tmp, sizeof(tmp), MSG_DONTWAIT) > 0)
+			ssize_t r = recv(pfd[i].fd, tmp, sizeof(tmp), MSG_DONTWAIT);
+
+			if (r > 0)
 				continue;	/* a reply; the close comes after */
-			if (errno == EAGAIN)
+			if (r == -1 && (errno == EAGAIN || errno == EINTR))
 				continue;
 			pfd[i].fd = -1;
 			closed++;
