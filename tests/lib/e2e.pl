@@ -15,6 +15,9 @@ use POSIX qw(strftime);
 our $ROOT = do { my $d = __FILE__; $d =~ s{/tests/lib/[^/]+$}{}; $d eq __FILE__ ? '.' : $d };
 my @RUNS;    # run directories to stop at exit
 our $MTIME = 1735689600;    # 2025-01-01: the copies' mtime, safely in the past
+# The sanitizer build, as in the other end-to-end tests (AVATAR_BIN overrides).
+our $BIN = $ENV{AVATAR_BIN} // "$ROOT/build/avatar.fcgi.asan";
+$ENV{ASAN_OPTIONS} //= 'detect_leaks=1:abort_on_error=0';
 
 END {
     my $rc = $?;
@@ -28,7 +31,7 @@ sub need_tools {
         next if grep { -x "$_/$t" } split /:/, $ENV{PATH};
         plan skip_all => "$t is not installed (tests/lib/ensure-deps test)";
     }
-    plan skip_all => "avatar.fcgi is not built (make)" unless -x "$ROOT/avatar.fcgi";
+    plan skip_all => "$BIN is not built (make test builds it)" unless -x $BIN;
 }
 
 sub free_port {
@@ -77,7 +80,7 @@ sub start_stack {
     for my $try (1 .. 3) {
         my $port = free_port();
         my @cmd = ("$ROOT/tests/lib/stack", 'start', '--server', $o{server}, '--mode', $o{mode},
-            '--port', $port, '--run', $run, '--avatars', $o{avatars}, '--workers', 2,
+            '--port', $port, '--run', $run, '--avatars', $o{avatars}, '--workers', 2, '--bin', $BIN,
             ($o{tls} ? ('--tls') : ()), '--', @{ $o{args} || [] });
         open my $out, '-|', @cmd or die "stack: $!";
         my $url = <$out>;
@@ -92,10 +95,14 @@ sub start_stack {
     BAIL_OUT("cannot start the $o{server} $o{mode} stack");
 }
 
+# Stops a stack; its responder log must hold no sanitizer report.
 sub stop_stack {
     my ($st) = @_;
     system("$ROOT/tests/lib/stack", 'stop', '--run', $st->{run});
     @RUNS = grep { $_ ne $st->{run} } @RUNS;
+    my $log = -e "$st->{run}/avatar.log" ? slurp("$st->{run}/avatar.log") : '';
+    unlike $log, qr/AddressSanitizer|LeakSanitizer|UndefinedBehaviorSanitizer|runtime error:/,
+        "no sanitizer report from the responder ($st->{run}/avatar.log)";
 }
 
 # One raw HTTP/1.1 request on a fresh connection. Returns a hash with

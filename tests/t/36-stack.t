@@ -14,6 +14,7 @@ BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
 our ($ROOT);
 
 need_tools(qw(curl spawn-fcgi nginx lighttpd openssl));
+plan skip_all => "avatar.fcgi is not built (make)" unless -x "$ROOT/avatar.fcgi";
 my $stack = "$ROOT/tests/lib/stack";
 my $tmp = File::Temp::tempdir('stack-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $av  = make_avatars($tmp);
