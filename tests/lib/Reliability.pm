@@ -14,7 +14,7 @@ use IO::Select;
 use Time::HiRes qw(time sleep);
 
 our @EXPORT_OK = qw(ROOT free_port slurp spew make_site start_stack stop_stack pool_pids
-    workers_of responder_pid http_raw http_get ab_run wait_until avatar_log vmrss_kb);
+    workers_of responder_pid http_raw http_get ab_run ab_parse wait_until avatar_log vmrss_kb);
 
 my $root = do { my $d = __FILE__; $d =~ s{/tests/lib/[^/]+$}{}; $d eq __FILE__ ? '.' : $d };
 sub ROOT { $root }
@@ -178,8 +178,13 @@ sub http_get {
 # out}. Options are ab's own; the URL comes last.
 sub ab_run {
     my (@args) = @_;
-    my $out = `ab @args 2>&1`;
-    my %r = (out => $out, rc => $? >> 8);
+    return ab_parse(scalar `ab @args 2>&1`, $? >> 8);
+}
+
+# Parses ab's output (from ab_run, or a file an ab in the background wrote).
+sub ab_parse {
+    my ($out, $rc) = @_;
+    my %r = (out => $out, rc => $rc // 0);
     ($r{complete}) = $out =~ /^Complete requests:\s+(\d+)/m;
     ($r{failed}) = $out =~ /^Failed requests:\s+(\d+)/m;
     ($r{non2xx}) = $out =~ /^Non-2xx responses:\s+(\d+)/m;
