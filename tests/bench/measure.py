@@ -76,7 +76,10 @@ def parse_ab(text):
     pct = {int(p): float(v) for p, v in re.findall(r"^\s*(\d+)%\s+(\d+)", text, re.M)}
     if 50 not in pct or 99 not in pct or 100 not in pct:
         raise ValueError("ab output lacks the percentile table")
+    why = re.search(r"\(Connect: (\d+), Receive: (\d+), Length: (\d+), Exceptions: (\d+)\)", text)
     return {
+        "failed_detail": dict(zip(("connect", "receive", "length", "exceptions"),
+                                  map(int, why.groups()))) if why else {},
         "requests": int(num(r"^Complete requests:\s+(\d+)")),
         "failed": int(num(r"^Failed requests:\s+(\d+)")),
         "non2xx": int(num(r"^Non-2xx responses:\s+(\d+)", 0)),
@@ -153,4 +156,6 @@ def run_one(kind, url, roots, plan):
     res["cpu_parts_us"] = [p * 1e6 / res["requests"] if res["requests"] else None for p in parts]
     res["wall"] = wall
     res["argv"] = " ".join(argv)
+    if res["failed"] or res["non2xx"]:
+        res["output"] = (err.strip() + "\n" + out.strip())[-2000:]  # for raw.json readers
     return res

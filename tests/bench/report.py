@@ -58,6 +58,8 @@ def summarize(raw, rows):
                 "p99": median([r["p99"] for r in ok]),
                 "max": max([r["max"] for r in ok], default=None),
                 "failed": sum(r["failed"] for r in ok),
+                "failed_detail": {w: sum(r.get("failed_detail", {}).get(w, 0) for r in ok)
+                                  for w in ("connect", "receive", "length", "exceptions")},
                 "non2xx": sum(r["non2xx"] for r in ok),
                 "cpu_us": median([r.get("cpu_us") for r in ok]),
                 # Front server and responder apart, for the rows that have both.
@@ -141,9 +143,15 @@ def targets(raw, sums, rows, not_started):
         worst_kind = max(KINDS, key=lambda kd: sums[kd][row]["max"] or 0)
         runs = sum(sums[kd][row]["runs"] for kd in KINDS)
         ok = failed == 0 and non2xx == 0 and errors == 0 and worst < 1000
-        text = ("%s: %d failed, %d non-2xx, %d client errors, slowest request %.0f ms (%s) "
+        why = ""
+        if failed:  # ab's own breakdown, and in which runs
+            why = " (%s)" % ", ".join(
+                "%s %d in %s" % (w, sums[kd][row]["failed_detail"][w], KIND_SHORT[kd])
+                for kd in KINDS for w in ("connect", "receive", "length", "exceptions")
+                if sums[kd][row]["failed_detail"][w])
+        text = ("%s: %d failed%s, %d non-2xx, %d client errors, slowest request %.0f ms (%s) "
                 "over %d runs (target 0, 0, 0, < 1000 ms)"
-                % (LABEL[row], failed, non2xx, errors, worst, KIND_SHORT[worst_kind], runs))
+                % (LABEL[row], failed, why, non2xx, errors, worst, KIND_SHORT[worst_kind], runs))
         # The targets bind the project's rows; the comparison rows are
         # reported the same way so their limits are visible.
         out.append((ok if GROUP[row] == "project" else None, text))
