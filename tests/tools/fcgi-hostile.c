@@ -49,6 +49,7 @@ struct buf {
 
 static const char *sock_spec;
 static const char *good_uri = "/1000";
+static int dump;		/* --dump: write the attack's bytes to stdout, send nothing */
 static double wait_s = 5.0;	/* how long to wait for a reaction */
 static long count = -1;		/* connections for the flood attacks */
 
@@ -1038,7 +1039,8 @@ usage(void)
 	const struct attack *a;
 
 	fprintf(stderr,
-	    "usage: fcgi-hostile [--wait S] [--count N] [--uri URI] SOCKET ATTACK\n"
+	    "usage: fcgi-hostile [--wait S] [--count N] [--uri URI] [--dump -] SOCKET ATTACK\n"
+	    "--dump - writes a one-shot attack's bytes to stdout and sends nothing\n"
 	    "SOCKET: /path (unix), HOST:PORT or [V6]:PORT\n"
 	    "ATTACK:\n"
 	    "  %-16s %s\n", "ping", "one good GET (URI, default /1000)");
@@ -1077,6 +1079,8 @@ main(int argc, char **argv)
 				die("--count: \"%s\" is not 1..100000", argv[i + 1]);
 		} else if (strcmp(argv[i], "--uri") == 0)
 			good_uri = argv[i + 1];
+		else if (strcmp(argv[i], "--dump") == 0 && strcmp(argv[i + 1], "-") == 0)
+			dump = 1;
 		else
 			usage();
 	}
@@ -1108,6 +1112,12 @@ main(int argc, char **argv)
 			int rc;
 
 			a->build(&b);
+			if (dump) {
+				/* For regression files and fuzzer seeds. */
+				rc = fwrite(b.p, 1, b.len, stdout) == b.len ? 0 : 1;
+				free(b.p);
+				return rc;
+			}
 			rc = one_shot(a->name, &b, a->half_close);
 			free(b.p);
 			return rc;
