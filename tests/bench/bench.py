@@ -98,6 +98,25 @@ def stop_all(servers):
     log("bench: stopped every server")
 
 
+def keep_logs(servers, raw, out_dir):
+    """Copies the logs of every row that had a failed, non-2xx or broken run
+    to OUT/logs/ROW/, so a rare failure can be explained after the work
+    directory is gone. Old logs are removed first."""
+    logs = os.path.join(out_dir, "logs")
+    shutil.rmtree(logs, ignore_errors=True)
+    for s in servers:
+        runs = [r for kind in raw.values() for r in kind.get(s.key, [])]
+        if not any(r.get("error") or r.get("failed") or r.get("non2xx") for r in runs):
+            continue
+        for top, _dirs, files in os.walk(s.run):
+            for name in files:
+                if name.endswith(".log"):
+                    rel = os.path.relpath(os.path.join(top, name), s.run)
+                    dest = os.path.join(logs, s.key, rel)
+                    os.makedirs(os.path.dirname(dest), exist_ok=True)
+                    shutil.copyfile(os.path.join(top, name), dest)
+
+
 def count_procs(server):
     return len(measure.cpu_snapshot(server.root_pids()))
 
@@ -156,6 +175,7 @@ def main():
     os.chmod(work, 0o755)  # nginx/lighttpd workers may run as another user
     servers = []
     not_started = {}
+    raw = {}
     try:
         avatars = os.path.join(work, "avatars")
         os.makedirs(avatars)
@@ -210,6 +230,7 @@ def main():
                 else "%d, %d after the runs" % (procs[s.key], after)
     finally:
         stop_all(servers)
+        keep_logs(servers, raw, out_dir)
         if args.keep:
             log("bench: work dir kept: %s" % work)
         else:
