@@ -91,6 +91,7 @@ sub start_stack {
     my (%o) = @_;
     my $run = tempdir('rel-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my @extra = @{ $o{extra} // [] };
+    $o{bin} //= $ENV{AVATAR_BIN};    # to run the tests against another build
     my $err = '';
     for my $try (1 .. 3) {
         my $port = free_port();

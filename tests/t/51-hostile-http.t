@@ -21,7 +21,7 @@ for my $t (qw(nginx lighttpd spawn-fcgi)) {
     plan skip_all => "$t is not installed (tests/lib/ensure-deps test)"
         unless grep { -x "$_/$t" } split /:/, "$ENV{PATH}:/usr/sbin";
 }
-my $bin = ROOT . '/build/avatar.fcgi.asan';
+my $bin = $ENV{AVATAR_BIN} // ROOT . '/build/avatar.fcgi.asan';
 -x $bin or BAIL_OUT("$bin not built (make test builds it)");
 
 # Expands one corpus line's escapes: {{N*TEXT}}, then \r \n \t \\ \xNN.
