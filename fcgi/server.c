@@ -48,6 +48,7 @@ struct conn {
 	int fd;			/* -1: slot free */
 	int64_t deadline;	/* ms, CLOCK_MONOTONIC */
 	int in_epoll;
+	int served;		/* requests answered on this connection */
 };
 
 static volatile sig_atomic_t stop_requested;
@@ -188,6 +189,7 @@ conn_request(struct conn *c)
 		conn_close(c);
 		return;
 	}
+	c->served++;
 	c->deadline = now_ms() + cf->timeout * 1000;
 }
 
@@ -304,6 +306,7 @@ accept_some(void)
 		}
 		c->fd = fd;
 		c->in_epoll = 0;
+		c->served = 0;
 		c->deadline = now_ms() + cf->timeout * 1000;
 		nconns++;
 		/* The front server usually writes its request right after
@@ -336,13 +339,18 @@ begin_stop(void)
 	epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
 	close(lfd);
 	lfd = -1;
-	/* Idle kept connections hold no request: close them now. nginx
-	 * retries a request that fails on a cached connection. */
+	/*
+	 * Kept connections with nothing buffered hold no request: close them
+	 * now; nginx retries a request that fails on a cached connection. A
+	 * connection that has not sent its first request yet is different:
+	 * the front server connected to send one, and closing it would fail
+	 * that request, so it gets until its deadline like any other.
+	 */
 	for (size_t i = 0; i < nconns_cap; i++) {
 		struct conn *c = &conns[i];
 		ssize_t n;
 
-		if (c->fd < 0)
+		if (c->fd < 0 || c->served == 0)
 			continue;
 		n = recv(c->fd, peekbuf, 1, MSG_PEEK | MSG_DONTWAIT);
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
