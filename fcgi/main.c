@@ -13,11 +13,25 @@
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <unistd.h>
 
 struct worker_arg {
 	const struct conf *c;
 	int listen_fd;
 };
+
+static int supervisor_listen_fd = -1;
+
+/* The supervisor lets go of the socket when the pool stops (see pool.h). */
+static void
+release_socket(void)
+{
+	sock_cleanup();
+	if (supervisor_listen_fd >= 0) {
+		close(supervisor_listen_fd);
+		supervisor_listen_fd = -1;
+	}
+}
 
 static int
 worker(unsigned slot, void *p)
@@ -51,7 +65,9 @@ main(int argc, char **argv)
 		stats_set_workers(1);
 		rc = worker(STATS_SLOTS - 1, &w);
 	} else {
-		rc = pool_run((unsigned)c.workers, (unsigned)c.timeout + 5, worker, &w);
+		supervisor_listen_fd = w.listen_fd;
+		rc = pool_run((unsigned)c.workers, (unsigned)c.timeout + 5, worker,
+		    &w, release_socket);
 	}
 	sock_cleanup();
 	return rc;

@@ -119,7 +119,8 @@ reap(int stopping)
 }
 
 int
-pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn, void *arg)
+pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
+    void *arg, void (*on_stop)(void))
 {
 	struct signalfd_siginfo si;
 	struct pollfd pfd;
@@ -185,6 +186,8 @@ pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn, void *ar
 				log_info("stopping: workers finish what they hold");
 				stopping = 1;
 				stop_deadline = now_ms() + (int64_t)drain_seconds * 1000;
+				if (on_stop != NULL)
+					on_stop();
 				signal_all(SIGTERM);
 			}
 			break;

@@ -10,8 +10,14 @@
 /* Called in each new worker with its stats slot; returns the exit status. */
 typedef int pool_worker_fn(unsigned slot, void *arg);
 
-/* Runs the pool until it is told to stop; returns the exit status.
- * drain_seconds bounds how long workers may take to finish. */
-int pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn, void *arg);
+/*
+ * Runs the pool until it is told to stop; returns the exit status.
+ * drain_seconds bounds how long workers may take to finish. on_stop runs in
+ * the supervisor when a stop begins, before the workers are told: it lets
+ * go of the supervisor's copy of the listening socket, so that the workers
+ * are its last holders and the last of them to stop accepting closes it.
+ */
+int pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
+    void *arg, void (*on_stop)(void));
 
 #endif

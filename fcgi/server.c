@@ -330,22 +330,40 @@ sweep(int64_t now)
 	}
 }
 
+/*
+ * After a stop request a worker goes on accepting and serving for this
+ * long, answering each request with a closed connection. Workers are told
+ * to stop together, and the listening socket lives until its last holder
+ * closes it: had the first worker stopped accepting at once, connections
+ * arriving meanwhile would queue behind a socket nobody accepts from and be
+ * reset when the last copy closed. Each worker ends its grace period with
+ * a last accept of whatever is queued, then closes its copy.
+ */
+#define STOP_GRACE_MS 500
+
 static void
-begin_stop(void)
+stop_listening(void)
 {
-	/* Take what the kernel already queued for us, then stop listening:
-	 * a connection in the backlog is a request already accepted. */
 	accept_some();
 	epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
 	close(lfd);
 	lfd = -1;
-	/*
-	 * Kept connections with nothing buffered hold no request: close them
-	 * now; nginx retries a request that fails on a cached connection. A
-	 * connection that has not sent its first request yet is different:
-	 * the front server connected to send one, and closing it would fail
-	 * that request, so it gets until its deadline like any other.
-	 */
+}
+
+/*
+ * Closes kept connections that have nothing buffered, at the end of the
+ * grace period. The front server may be writing a request into one at this
+ * very moment; nginx retries a request that fails on a cached connection,
+ * but on a pool that is going away the retry has nowhere to go. During the
+ * grace period every request on a kept connection is still served (and its
+ * connection closed after the answer), so the idle ones left by then are
+ * the ones the front server is not using. A connection that has not sent
+ * its first request is never closed here: the front server connected to
+ * send one; it gets until its deadline like any other.
+ */
+static void
+close_idle_kept(void)
+{
 	for (size_t i = 0; i < nconns_cap; i++) {
 		struct conn *c = &conns[i];
 		ssize_t n;
@@ -365,7 +383,7 @@ server_run(const struct conf *c, int listen_fd)
 	struct sigaction sa;
 	struct rlimit rl;
 	sigset_t block, waitmask;
-	int64_t last_sweep = now_ms(), stop_deadline = 0;
+	int64_t last_sweep = now_ms(), stop_deadline = 0, grace_end = 0;
 
 	cf = c;
 	lfd = listen_fd;
@@ -420,18 +438,24 @@ server_run(const struct conf *c, int listen_fd)
 		int n, timeout = nconns ? 500 : -1;
 		int64_t now;
 
-		if (stop_requested && lfd >= 0) {
-			begin_stop();
-			stop_deadline = now_ms() + c->timeout * 1000 + 1000;
+		if (stop_requested && grace_end == 0 && lfd >= 0) {
+			grace_end = now_ms() + STOP_GRACE_MS;
+			stop_deadline = grace_end + c->timeout * 1000 + 1000;
 		}
-		if (lfd < 0) {
-			if (nconns == 0)
+		if (grace_end != 0) {
+			int64_t t = now_ms();
+
+			if (lfd >= 0 && t >= grace_end) {
+				stop_listening();
+				close_idle_kept();
+			}
+			if (lfd < 0 && nconns == 0)
 				break;
-			if (now_ms() > stop_deadline) {
+			if (t > stop_deadline) {
 				log_warnx("stopping with %zu connections unfinished", nconns);
 				break;
 			}
-			timeout = 200;
+			timeout = lfd >= 0 ? (int)(grace_end - t) + 1 : 200;
 		}
 		n = epoll_pwait(epfd, evs, MAX_EVENTS, timeout, &waitmask);
 		if (n == -1 && errno != EINTR) {
@@ -442,7 +466,7 @@ server_run(const struct conf *c, int listen_fd)
 			int fd = evs[i].data.fd;
 
 			if (fd == lfd) {
-				if (!stop_requested)
+				if (lfd >= 0)
 					accept_some();
 				continue;
 			}

@@ -170,6 +170,7 @@ sock_cleanup(void)
 {
 	if (made_path[0] != '\0')
 		unlink(made_path);
+	made_path[0] = '\0';
 }
 
 void
