@@ -66,11 +66,6 @@ my $out = '';
 if (waitpid($r->{pid}, WNOHANG) == 0) {
     $out = `$hostile --wait 2 $r->{sock} ping 2>&1`;
     chomp $out;
-    # Known bug, reported to the lead: the supervisor keeps its copy of the
-    # listening socket open while the workers drain, so the kernel queues
-    # new connections and resets them when the supervisor exits. Remove
-    # this TODO when pool_run closes it on SIGTERM.
-    local $TODO = 'supervisor keeps the listening socket open during the drain';
     unlike($out, qr/ping=fail\((?:reset|closed|timeout)\)/,
         "a connection made during the drain is refused or answered, not queued and reset ($out)");
 } else {
