@@ -20,19 +20,6 @@
 #define AVATAR_VERSION "0"
 #endif
 
-__attribute__((noreturn, format(printf, 1, 2)))
-static void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("avatar.fcgi: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
 
 typedef void setter(struct conf *, const char *flag, const char *value);
 
@@ -51,7 +38,7 @@ copy_str(char *dst, size_t dstlen, const char *flag, const char *v)
 	size_t n = strlen(v);
 
 	if (n >= dstlen)
-		fatal("%s: value is longer than %zu bytes", flag, dstlen - 1);
+		log_die("%s: value is longer than %zu bytes", flag, dstlen - 1);
 	memcpy(dst, v, n + 1);
 }
 
@@ -61,7 +48,7 @@ int_in(const char *flag, const char *v, int64_t min, int64_t max)
 	int64_t n;
 
 	if (num_parse_str(v, min, max, &n) == -1)
-		fatal("%s: \"%s\" is not an integer from %lld to %lld", flag, v,
+		log_die("%s: \"%s\" is not an integer from %lld to %lld", flag, v,
 		    (long long)min, (long long)max);
 	return n;
 }
@@ -72,7 +59,7 @@ size_in(const char *flag, const char *v, uint64_t max)
 	uint64_t n;
 
 	if (num_parse_size(v, max, &n) == -1)
-		fatal("%s: \"%s\" is not a size (bytes, or with K, M, G) up to %llu",
+		log_die("%s: \"%s\" is not a size (bytes, or with K, M, G) up to %llu",
 		    flag, v, (unsigned long long)max);
 	return n;
 }
@@ -93,7 +80,7 @@ set_mode(struct conf *c, const char *f, const char *v)
 	else if (strcmp(v, "x-sendfile") == 0)
 		c->mode = MODE_X_SENDFILE;
 	else
-		fatal("%s: \"%s\" is not one of bytes, x-accel, x-sendfile", f, v);
+		log_die("%s: \"%s\" is not one of bytes, x-accel, x-sendfile", f, v);
 }
 
 static void
@@ -102,10 +89,10 @@ set_accel_prefix(struct conf *c, const char *f, const char *v)
 	/* The prefix goes into a response header: printable ASCII only, and
 	 * it must be an absolute URI path for nginx to redirect to it. */
 	if (v[0] != '/')
-		fatal("%s: \"%s\" must start with /", f, v);
+		log_die("%s: \"%s\" must start with /", f, v);
 	for (const char *p = v; *p; p++)
 		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			fatal("%s: only printable ASCII without spaces is allowed", f);
+			log_die("%s: only printable ASCII without spaces is allowed", f);
 	copy_str(c->accel_prefix, sizeof(c->accel_prefix), f, v);
 }
 
@@ -123,7 +110,7 @@ set_missing(struct conf *c, const char *f, const char *v)
 	else if (strcmp(v, "404") == 0)
 		c->missing = MISSING_404;
 	else
-		fatal("%s: \"%s\" is not one of default, 404", f, v);
+		log_die("%s: \"%s\" is not one of default, 404", f, v);
 }
 
 static void
@@ -159,7 +146,7 @@ set_socket_mode(struct conf *c, const char *f, const char *v)
 	errno = 0;
 	m = strtol(v, &end, 8);
 	if (v[0] < '0' || v[0] > '7' || *end != '\0' || errno != 0 || m > 0777)
-		fatal("%s: \"%s\" is not an octal mode up to 0777", f, v);
+		log_die("%s: \"%s\" is not an octal mode up to 0777", f, v);
 	c->socket_mode = m;
 }
 
@@ -193,7 +180,7 @@ set_log_level(struct conf *c, const char *f, const char *v)
 	int l = log_level_parse(v);
 
 	if (l < 0)
-		fatal("%s: \"%s\" is not one of error, warn, info, debug", f, v);
+		log_die("%s: \"%s\" is not one of error, warn, info, debug", f, v);
 	c->log_level = l;
 }
 
@@ -254,16 +241,16 @@ open_dir(struct conf *c)
 
 	c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->dirfd == -1)
-		fatal("--dir: %s: %s", c->dir, strerror(errno));
+		log_die("--dir: %s: %s", c->dir, strerror(errno));
 	/* Opening needs only execute permission on the path; listing and
 	 * reading need read permission on the directory itself. */
 	if (faccessat(c->dirfd, ".", R_OK | X_OK, AT_EACCESS) == -1)
-		fatal("--dir: %s: %s", c->dir, strerror(errno));
+		log_die("--dir: %s: %s", c->dir, strerror(errno));
 	if ((abs = realpath(c->dir, NULL)) == NULL)
-		fatal("--dir: %s: %s", c->dir, strerror(errno));
+		log_die("--dir: %s: %s", c->dir, strerror(errno));
 	/* Room for "/" and the longest file name after it. */
 	if (strlen(abs) + 32 >= sizeof(c->dir_abs))
-		fatal("--dir: %s: path too long", c->dir);
+		log_die("--dir: %s: path too long", c->dir);
 	strcpy(c->dir_abs, abs);
 	free(abs);
 }
@@ -304,13 +291,13 @@ conf_load(struct conf *c, int argc, char **argv)
 			exit(0);
 		}
 		if (ch == '?')
-			fatal("%s: unknown option (see --help)", argv[optind - 1]);
+			log_die("%s: unknown option (see --help)", argv[optind - 1]);
 		if (ch == ':')
-			fatal("%s: missing value", argv[optind - 1]);
+			log_die("%s: missing value", argv[optind - 1]);
 		snprintf(flag, sizeof(flag), "--%s", opts[ch].name);
 		opts[ch].set(c, flag, optarg);
 	}
 	if (optind < argc)
-		fatal("%s: unexpected argument (see --help)", argv[optind]);
+		log_die("%s: unexpected argument (see --help)", argv[optind]);
 	open_dir(c);
 }

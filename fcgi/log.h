@@ -26,6 +26,12 @@ void log_info(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void log_debug(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /*
+ * Start-up errors: prints "avatar.fcgi: message" (no level, no pid: nothing
+ * has started yet) to stderr and exits with status 2.
+ */
+void log_die(const char *fmt, ...) __attribute__((noreturn, format(printf, 1, 2)));
+
+/*
  * Copies src into dst for logging with every byte outside printable ASCII
  * (and the backslash) written as \xNN, so request data can never forge a log
  * line or drive a terminal. Output is NUL-terminated and truncated with "..."

@@ -27,19 +27,6 @@ static struct {
 } allowed[MAX_ALLOWED];
 static int nallowed = -1;	/* -1: no list, everyone allowed */
 
-__attribute__((noreturn, format(printf, 1, 2)))
-static void
-fatal(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("avatar.fcgi: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	exit(2);
-}
 
 static int
 is_listening(int fd)
@@ -60,16 +47,16 @@ inherited(void)
 	if (pid && fds && num_parse_str(pid, 1, INT32_MAX, &p) == 0 &&
 	    p == getpid() && num_parse_str(fds, 1, 64, &n) == 0) {
 		if (n != 1)
-			fatal("LISTEN_FDS: %lld sockets passed; expected 1", (long long)n);
+			log_die("LISTEN_FDS: %lld sockets passed; expected 1", (long long)n);
 		if (!is_listening(3))
-			fatal("LISTEN_FDS: fd 3 is not a listening socket");
+			log_die("LISTEN_FDS: fd 3 is not a listening socket");
 		unsetenv("LISTEN_PID");
 		unsetenv("LISTEN_FDS");
 		(void)fcntl(3, F_SETFD, FD_CLOEXEC);
 		return 3;
 	}
 	if (!is_listening(0))
-		fatal("no listening socket on fd 0: run under spawn-fcgi, lighttpd "
+		log_die("no listening socket on fd 0: run under spawn-fcgi, lighttpd "
 		    "or systemd, or give --socket PATH or HOST:PORT");
 	return 0;
 }
@@ -82,7 +69,7 @@ listen_unix(const char *path, int mode, int backlog)
 	int fd;
 
 	if (strlen(path) >= sizeof(sun.sun_path))
-		fatal("--socket: %s: path longer than %zu bytes", path,
+		log_die("--socket: %s: path longer than %zu bytes", path,
 		    sizeof(sun.sun_path) - 1);
 	memset(&sun, 0, sizeof(sun));
 	sun.sun_family = AF_UNIX;
@@ -91,18 +78,18 @@ listen_unix(const char *path, int mode, int backlog)
 	 * it, but never anything that is not a socket. */
 	if (lstat(path, &st) == 0) {
 		if (!S_ISSOCK(st.st_mode))
-			fatal("--socket: %s: exists and is not a socket", path);
+			log_die("--socket: %s: exists and is not a socket", path);
 		unlink(path);
 	}
 	if ((fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0)) == -1)
-		fatal("--socket: socket: %s", strerror(errno));
+		log_die("--socket: socket: %s", strerror(errno));
 	if (bind(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1)
-		fatal("--socket: %s: %s", path, strerror(errno));
+		log_die("--socket: %s: %s", path, strerror(errno));
 	snprintf(made_path, sizeof(made_path), "%s", path);
 	if (chmod(path, (mode_t)mode) == -1)
-		fatal("--socket: %s: chmod: %s", path, strerror(errno));
+		log_die("--socket: %s: chmod: %s", path, strerror(errno));
 	if (listen(fd, backlog) == -1)
-		fatal("--socket: %s: listen: %s", path, strerror(errno));
+		log_die("--socket: %s: listen: %s", path, strerror(errno));
 	return fd;
 }
 
@@ -118,17 +105,17 @@ listen_inet(const char *spec, int backlog)
 	if (spec[0] == '[') {
 		const char *end = strchr(spec, ']');
 		if (end == NULL || end[1] != ':')
-			fatal("--socket: \"%s\" is not [V6]:PORT", spec);
+			log_die("--socket: \"%s\" is not [V6]:PORT", spec);
 		hlen = (size_t)(end - spec - 1);
 		if (hlen >= sizeof(host))
-			fatal("--socket: host too long");
+			log_die("--socket: host too long");
 		memcpy(host, spec + 1, hlen);
 		port = end + 2;
 	} else {
 		colon = strrchr(spec, ':');
 		hlen = (size_t)(colon - spec);
 		if (hlen >= sizeof(host))
-			fatal("--socket: host too long");
+			log_die("--socket: host too long");
 		memcpy(host, spec, hlen);
 		port = colon + 1;
 	}
@@ -136,20 +123,20 @@ listen_inet(const char *spec, int backlog)
 	{
 		int64_t p;
 		if (num_parse_str(port, 1, 65535, &p) == -1)
-			fatal("--socket: \"%s\" is not a port from 1 to 65535", port);
+			log_die("--socket: \"%s\" is not a port from 1 to 65535", port);
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_socktype = SOCK_STREAM;
 	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
 	if ((rc = getaddrinfo(host[0] ? host : NULL, port, &hints, &res)) != 0)
-		fatal("--socket: %s: %s", spec, gai_strerror(rc));
+		log_die("--socket: %s: %s", spec, gai_strerror(rc));
 	if ((fd = socket(res->ai_family, res->ai_socktype | SOCK_CLOEXEC, 0)) == -1)
-		fatal("--socket: socket: %s", strerror(errno));
+		log_die("--socket: socket: %s", strerror(errno));
 	(void)setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, res->ai_addr, res->ai_addrlen) == -1)
-		fatal("--socket: %s: %s", spec, strerror(errno));
+		log_die("--socket: %s: %s", spec, strerror(errno));
 	if (listen(fd, backlog) == -1)
-		fatal("--socket: %s: listen: %s", spec, strerror(errno));
+		log_die("--socket: %s: listen: %s", spec, strerror(errno));
 	freeaddrinfo(res);
 	return fd;
 }
@@ -182,18 +169,18 @@ sock_allow_init(void)
 	if (list == NULL || list[0] == '\0')
 		return;
 	if (strlen(list) >= sizeof(buf))
-		fatal("FCGI_WEB_SERVER_ADDRS: longer than %zu bytes", sizeof(buf) - 1);
+		log_die("FCGI_WEB_SERVER_ADDRS: longer than %zu bytes", sizeof(buf) - 1);
 	strcpy(buf, list);
 	nallowed = 0;
 	for (tok = strtok_r(buf, ", \t", &save); tok; tok = strtok_r(NULL, ", \t", &save)) {
 		if (nallowed == MAX_ALLOWED)
-			fatal("FCGI_WEB_SERVER_ADDRS: more than %d addresses", MAX_ALLOWED);
+			log_die("FCGI_WEB_SERVER_ADDRS: more than %d addresses", MAX_ALLOWED);
 		if (inet_pton(AF_INET, tok, allowed[nallowed].addr) == 1)
 			allowed[nallowed].family = AF_INET;
 		else if (inet_pton(AF_INET6, tok, allowed[nallowed].addr) == 1)
 			allowed[nallowed].family = AF_INET6;
 		else
-			fatal("FCGI_WEB_SERVER_ADDRS: \"%s\" is not an IPv4 or IPv6 address", tok);
+			log_die("FCGI_WEB_SERVER_ADDRS: \"%s\" is not an IPv4 or IPv6 address", tok);
 		nallowed++;
 	}
 }
