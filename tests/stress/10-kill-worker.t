@@ -64,7 +64,10 @@ for my $stack ([ 'nginx', 'x-accel', 1 ], [ 'lighttpd', 'x-sendfile', 0 ]) {
     is($restarts, $kills, "$server: $restarts restarts logged");
     diag(sprintf '%s: %d requests, %d failed, %d non-2xx, %d kills, %d restarts, max %d ms, worst replacement %.2f s',
         $server, $r->{complete}, $r->{failed}, $r->{non2xx}, $kills, $restarts, $r->{max_ms}, $worst);
-    diag($r->{out}) if $r->{complete} == 0 || ($must_be_clean && ($r->{failed} || $r->{non2xx}));
+    if ($r->{complete} == 0 || ($must_be_clean && ($r->{failed} || $r->{non2xx}))) {
+        my $elog = slurp("$s->{run}/" . ($server eq 'nginx' ? 'nginx' : 'lighttpd') . '/error.log');
+        diag(join "\n", grep { !/\[notice\]/ } split /\n/, $elog);
+    }
     stop_stack($s);
 }
 done_testing();
