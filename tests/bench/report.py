@@ -254,7 +254,7 @@ def chart(sums, rows, out_dir):
                                    " ".join("%.0f" % v for v in vals)))
     png = os.path.join(out_dir, "chart.png")
     script = """
-set terminal pngcairo size 1400,700 font ",10"
+set terminal pngcairo size 1400,700 font ",10" noenhanced
 set output '%s'
 set title "Avatar servers on one machine: requests per second (median of the rounds)"
 set style data histograms
