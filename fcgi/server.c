@@ -185,7 +185,10 @@ conn_request(struct conn *c)
 		conn_close(c);
 		return;
 	}
-	if (!peer_keep || stop_requested) {
+	/* Once stopping, a kept connection still serves through the grace
+	 * period (closing it after each answer would race with the front
+	 * server reusing it at once); after that it is closed. */
+	if (!peer_keep || (stop_requested && lfd < 0)) {
 		conn_close(c);
 		return;
 	}
@@ -344,10 +347,50 @@ sweep(int64_t now)
 static void
 stop_listening(void)
 {
-	accept_some();
+	int n = 0;
+
+	/*
+	 * Take the whole queue first and serve it afterwards: a connection
+	 * that arrives while this worker is busy answering would otherwise
+	 * be queued behind a socket about to close, and reset with it.
+	 * Between the last accept and close() only microseconds pass.
+	 */
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t sslen = sizeof(ss);
+		struct conn *c;
+		int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
+		    SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+		if (fd == -1) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			break;
+		}
+		if (!sock_peer_allowed(&ss, sslen) || (c = conn_slot(fd)) == NULL) {
+			close(fd);
+			continue;
+		}
+		c->fd = fd;
+		c->in_epoll = 0;
+		c->served = 0;
+		c->deadline = now_ms() + cf->timeout * 1000;
+		nconns++;
+		n++;
+	}
 	epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
 	close(lfd);
 	lfd = -1;
+	/* Now serve them; epoll reports the ones whose bytes are already in. */
+	for (size_t i = 0; i < nconns_cap && n > 0; i++) {
+		struct conn *c = &conns[i];
+
+		if (c->fd >= 0 && !c->in_epoll && c->served == 0) {
+			n--;
+			if (conn_service(c, 0))
+				conn_watch(c);
+		}
+	}
 }
 
 /*
