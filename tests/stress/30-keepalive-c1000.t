@@ -27,7 +27,8 @@ my $base = tempdir('rel-ka-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my ($dir) = make_site($base);
 
 
-for my $stack ([ 'nginx', 'x-accel' ], [ 'lighttpd', 'x-sendfile' ]) {
+# nginx in bytes mode is the shipped config that keeps FastCGI connections.
+for my $stack ([ 'nginx', 'bytes' ], [ 'lighttpd', 'x-sendfile' ]) {
     my ($server, $mode) = @$stack;
     my $s = start_stack(server => $server, mode => $mode, avatars => $dir, workers => 2);
     my $pool = pool_pids($s);
