@@ -273,48 +273,65 @@ conn_watch(struct conn *c)
 	c->in_epoll = 1;
 }
 
+/*
+ * Accepts one connection and registers it. Returns it, or NULL with *done
+ * set when the queue is empty or accept failed, or NULL alone when this
+ * peer was refused (try the next one).
+ */
+static struct conn *
+accept_conn(int *done)
+{
+	struct sockaddr_storage ss;
+	socklen_t sslen = sizeof(ss);
+	struct conn *c;
+	int fd;
+
+	*done = 0;
+	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	if (fd == -1) {
+		if (errno == EINTR || errno == ECONNABORTED)
+			return NULL;
+		if (errno != EAGAIN && errno != EWOULDBLOCK) {
+			/* EMFILE and friends: back off instead of spinning
+			 * on a queue we cannot take. */
+			log_warn("accept");
+			if (errno == EMFILE || errno == ENFILE ||
+			    errno == ENOBUFS || errno == ENOMEM)
+				usleep(10000);
+		}
+		*done = 1;
+		return NULL;
+	}
+	if (!sock_peer_allowed(&ss, sslen)) {
+		log_warnx("peer not in FCGI_WEB_SERVER_ADDRS; closed");
+		stats_inc(ST_ERRORS);
+		close(fd);
+		return NULL;
+	}
+	if ((c = conn_slot(fd)) == NULL) {
+		close(fd);
+		return NULL;
+	}
+	c->fd = fd;
+	c->in_epoll = 0;
+	c->served = 0;
+	c->deadline = now_ms() + cf->timeout * 1000;
+	nconns++;
+	return c;
+}
+
 static void
 accept_some(void)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sslen = sizeof(ss);
-		struct conn *c;
-		int fd;
+		int done;
+		struct conn *c = accept_conn(&done);
 
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
-		    SOCK_CLOEXEC | SOCK_NONBLOCK);
-		if (fd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK) {
-				/* EMFILE and friends: back off instead of
-				 * spinning on a queue we cannot take. */
-				log_warn("accept");
-				if (errno == EMFILE || errno == ENFILE ||
-				    errno == ENOBUFS || errno == ENOMEM)
-					usleep(10000);
-			}
+		if (done)
 			return;
-		}
-		if (!sock_peer_allowed(&ss, sslen)) {
-			log_warnx("peer not in FCGI_WEB_SERVER_ADDRS; closed");
-			stats_inc(ST_ERRORS);
-			close(fd);
-			continue;
-		}
-		if ((c = conn_slot(fd)) == NULL) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->in_epoll = 0;
-		c->served = 0;
-		c->deadline = now_ms() + cf->timeout * 1000;
-		nconns++;
 		/* The front server usually writes its request right after
 		 * connecting: try it now and skip epoll when it is done. */
-		if (conn_service(c, 0))
+		if (c != NULL && conn_service(c, 0))
 			conn_watch(c);
 	}
 }
@@ -356,27 +373,12 @@ stop_listening(void)
 	 * Between the last accept and close() only microseconds pass.
 	 */
 	for (;;) {
-		struct sockaddr_storage ss;
-		socklen_t sslen = sizeof(ss);
-		struct conn *c;
-		int fd = accept4(lfd, (struct sockaddr *)&ss, &sslen,
-		    SOCK_CLOEXEC | SOCK_NONBLOCK);
+		int done;
 
-		if (fd == -1) {
-			if (errno == EINTR || errno == ECONNABORTED)
-				continue;
+		if (accept_conn(&done) != NULL)
+			n++;
+		else if (done)
 			break;
-		}
-		if (!sock_peer_allowed(&ss, sslen) || (c = conn_slot(fd)) == NULL) {
-			close(fd);
-			continue;
-		}
-		c->fd = fd;
-		c->in_epoll = 0;
-		c->served = 0;
-		c->deadline = now_ms() + cf->timeout * 1000;
-		nconns++;
-		n++;
 	}
 	epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
 	close(lfd);
