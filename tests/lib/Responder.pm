@@ -8,11 +8,24 @@ use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(sleep time);
 use Exporter 'import';
-our @EXPORT_OK = qw(bin client start stop fcgi parse_response wait_for write_file);
+our @EXPORT_OK = qw(bin client start stop fcgi parse_response wait_for write_file children);
 
 my $top = $ENV{TOP} // '.';
 sub bin { $ENV{AVATAR_BIN} // "$top/build/avatar.fcgi.asan" }
 sub client { "$top/build/fcgi-client" }
+
+# The pids whose parent is $ppid, from /proc; a count in scalar context.
+sub children {
+    my ($ppid) = @_;
+    my @kids;
+    for my $stat (glob '/proc/[0-9]*/stat') {
+        open my $fh, '<', $stat or next;
+        my $line = <$fh> // next;
+        # pid (comm) state ppid ...
+        push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $ppid;
+    }
+    return @kids;
+}
 
 # Writes bytes to a file.
 sub write_file {

@@ -11,6 +11,8 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
 use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Responder qw(children);
 use POSIX qw(:sys_wait_h);
 use Test::More;
 
@@ -115,16 +117,6 @@ END {
 }
 $SIG{$_} = sub { exit 1 } for qw(INT TERM HUP PIPE);
 
-sub children {
-	my ($ppid) = @_;
-	my @kids;
-	for my $stat (glob '/proc/[0-9]*/stat') {
-		open my $f, '<', $stat or next;
-		my $line = <$f> // next;
-		push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $ppid;
-	}
-	return @kids;
-}
 
 sub wait_exit {
 	my ($pid) = @_;

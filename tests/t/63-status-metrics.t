@@ -12,6 +12,8 @@ use warnings;
 use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
 use FindBin;
+use lib "$FindBin::Bin/../lib";
+use Responder qw(children);
 use JSON::PP;
 use POSIX qw(:sys_wait_h);
 use Test::More;
@@ -71,18 +73,6 @@ END {
 }
 $SIG{$_} = sub { exit 1 } for qw(INT TERM HUP PIPE);
 
-sub children {
-	my ($ppid) = @_;
-	my @kids;
-	for my $stat (glob '/proc/[0-9]*/stat') {
-		open my $fh, '<', $stat or next;
-		my $line = <$fh> // next;
-		# pid (comm) state ppid ...
-		push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $ppid;
-	}
-	@kids = sort { $a <=> $b } @kids;
-	return @kids;	# a count in scalar context
-}
 
 # The one-letter state of a process (R, S, T...), '' if it is gone.
 sub state {
