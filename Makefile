@@ -21,7 +21,7 @@ LDFLAGS ?=
 LDLIBS   = -lfcgi
 
 # The modules of the responder. Each fcgi/X.c has fcgi/X.h as its whole API.
-MODS     = log conf num reqparse resolve sniff httpdate cond cache resp handler out guard stats pool server sock
+MODS     = clock log conf num reqparse resolve sniff httpdate cond cache resp handler out guard stats pool server sock
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h)
 

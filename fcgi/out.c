@@ -2,6 +2,7 @@
  * out: FCGI_STDOUT records into an iovec, flushed with writev.
  */
 #include "out.h"
+#include "clock.h"
 
 #include <errno.h>
 #include <poll.h>
@@ -13,15 +14,6 @@
 #define FCGI_REQUEST_COMPLETE 0
 /* Largest record content that keeps records 8-byte aligned. */
 #define MAX_CONTENT 65528
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 void
 out_header(unsigned char h[8], unsigned type, unsigned id, size_t len)
@@ -66,7 +58,7 @@ flush(struct out *o)
 				o->failed = 1;
 				break;
 			}
-			left = o->deadline_ms - now_ms();
+			left = o->deadline_ms - clock_ms();
 			if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
 				o->failed = 1;
 			continue;

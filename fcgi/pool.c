@@ -4,6 +4,7 @@
  * with the bookkeeping.
  */
 #include "pool.h"
+#include "clock.h"
 #include "log.h"
 #include "stats.h"
 
@@ -30,15 +31,6 @@ struct proc {
 static struct proc procs[MAX_PROCS];
 static sigset_t handled;
 
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static void
 spawn(unsigned slot, pool_worker_fn *fn, void *arg)
 {
@@ -47,7 +39,7 @@ spawn(unsigned slot, pool_worker_fn *fn, void *arg)
 	procs[slot].current = 1;
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
-		procs[slot].restart_at = now_ms() + 1000;
+		procs[slot].restart_at = clock_ms() + 1000;
 		return;
 	}
 	if (pid == 0) {
@@ -56,7 +48,7 @@ spawn(unsigned slot, pool_worker_fn *fn, void *arg)
 		_exit(fn(slot, arg));
 	}
 	procs[slot].pid = pid;
-	procs[slot].started = now_ms();
+	procs[slot].started = clock_ms();
 	procs[slot].restart_at = 0;
 }
 
@@ -106,9 +98,9 @@ reap(int stopping)
 			/* Back-off: immediate after a worker that lived a
 			 * while, doubling from 100 ms to 5 s while they keep
 			 * dying within a second of their start. */
-			lived = now_ms() - p->started;
+			lived = clock_ms() - p->started;
 			p->fails = lived < 1000 ? p->fails + 1 : 0;
-			p->restart_at = now_ms();
+			p->restart_at = clock_ms();
 			if (p->fails > 0) {
 				int64_t d = 100LL << (p->fails < 6 ? p->fails - 1 : 6);
 				p->restart_at += d > 5000 ? 5000 : d;
@@ -145,7 +137,7 @@ pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
 	log_info("pool of %u workers started", nworkers);
 
 	for (;;) {
-		int64_t now = now_ms(), wait = -1;
+		int64_t now = clock_ms(), wait = -1;
 
 		/* Restart dead current slots whose back-off has passed. */
 		for (unsigned i = 0; i < MAX_PROCS && !stopping; i++) {
@@ -185,7 +177,7 @@ pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
 			if (!stopping) {
 				log_info("stopping: workers finish what they hold");
 				stopping = 1;
-				stop_deadline = now_ms() + (int64_t)drain_seconds * 1000;
+				stop_deadline = clock_ms() + (int64_t)drain_seconds * 1000;
 				if (on_stop != NULL)
 					on_stop();
 				signal_all(SIGTERM);

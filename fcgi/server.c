@@ -21,6 +21,7 @@
  * through out.c in one writev, and FCGX_Free releases libfcgi's side.
  */
 #include "server.h"
+#include "clock.h"
 #include "guard.h"
 #include "handler.h"
 #include "log.h"
@@ -64,15 +65,6 @@ on_stop(int sig)
 {
 	(void)sig;
 	stop_requested = 1;
-}
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static struct conn *
@@ -166,7 +158,7 @@ conn_request(struct conn *c)
 		;
 
 	out_begin(&out, c->fd, (unsigned)req.requestId,
-	    now_ms() + cf->timeout * 1000);
+	    clock_ms() + cf->timeout * 1000);
 	s = out_sink(&out);
 	st = handler_run(cf, &r, &s);
 	if (log_enabled(LOG_LVL_DEBUG))
@@ -193,7 +185,7 @@ conn_request(struct conn *c)
 		return;
 	}
 	c->served++;
-	c->deadline = now_ms() + cf->timeout * 1000;
+	c->deadline = clock_ms() + cf->timeout * 1000;
 }
 
 /*
@@ -315,7 +307,7 @@ accept_conn(int *done)
 	c->fd = fd;
 	c->in_epoll = 0;
 	c->served = 0;
-	c->deadline = now_ms() + cf->timeout * 1000;
+	c->deadline = clock_ms() + cf->timeout * 1000;
 	nconns++;
 	return c;
 }
@@ -428,7 +420,7 @@ server_run(const struct conf *c, int listen_fd)
 	struct sigaction sa;
 	struct rlimit rl;
 	sigset_t block, waitmask;
-	int64_t last_sweep = now_ms(), stop_deadline = 0, grace_end = 0;
+	int64_t last_sweep = clock_ms(), stop_deadline = 0, grace_end = 0;
 
 	cf = c;
 	lfd = listen_fd;
@@ -484,11 +476,11 @@ server_run(const struct conf *c, int listen_fd)
 		int64_t now;
 
 		if (stop_requested && grace_end == 0 && lfd >= 0) {
-			grace_end = now_ms() + STOP_GRACE_MS;
+			grace_end = clock_ms() + STOP_GRACE_MS;
 			stop_deadline = grace_end + c->timeout * 1000 + 1000;
 		}
 		if (grace_end != 0) {
-			int64_t t = now_ms();
+			int64_t t = clock_ms();
 
 			if (lfd >= 0 && t >= grace_end) {
 				stop_listening();
@@ -519,7 +511,7 @@ server_run(const struct conf *c, int listen_fd)
 				(void)conn_service(&conns[fd], (evs[i].events &
 				    (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
 		}
-		now = now_ms();
+		now = clock_ms();
 		if (nconns && now - last_sweep >= 500) {
 			sweep(now);
 			last_sweep = now;

@@ -2,6 +2,7 @@
  * stats: the shared counter page and its two renderings.
  */
 #include "stats.h"
+#include "clock.h"
 
 #include <stdarg.h>
 #include <stdio.h>
@@ -40,15 +41,6 @@ static const struct {
 	[ST_ERRORS] = { "errors", "avatar_errors_total", "Server errors, aborted responses and rejected peers." },
 };
 
-static int64_t
-now_mono(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return ts.tv_sec;
-}
-
 int
 stats_init(void)
 {
@@ -58,7 +50,7 @@ stats_init(void)
 	if (p == MAP_FAILED)
 		return -1;
 	sh = p;
-	sh->started = now_mono();
+	sh->started = (clock_ms() / 1000);
 	sh->started_wall = (int64_t)time(NULL);
 	mine = &sh->slot[STATS_SLOTS - 1];
 	return 0;
@@ -135,7 +127,7 @@ stats_json(char *buf, size_t size)
 	totals(t);
 	if (put(buf, size, &off, "{\"version\":\"%s\",\"uptime_seconds\":%lld,"
 	    "\"workers_alive\":%llu,\"worker_restarts\":%llu", AVATAR_VERSION,
-	    (long long)(now_mono() - sh->started),
+	    (long long)((clock_ms() / 1000) - sh->started),
 	    (unsigned long long)sh->workers_alive,
 	    (unsigned long long)sh->restarts) == -1)
 		return -1;
