@@ -21,7 +21,26 @@ LDFLAGS ?=
 LDLIBS   = -lfcgi
 
 # The modules of the responder. Each fcgi/X.c has fcgi/X.h as its whole API.
-MODS     = clock log conf num reqparse resolve sniff httpdate cond cache resp handler out guard stats pool server sock
+# One module a line, so that changes adding modules merge cleanly.
+MODS     =
+MODS    += clock
+MODS    += log
+MODS    += conf
+MODS    += num
+MODS    += reqparse
+MODS    += resolve
+MODS    += sniff
+MODS    += httpdate
+MODS    += cond
+MODS    += cache
+MODS    += resp
+MODS    += handler
+MODS    += out
+MODS    += guard
+MODS    += stats
+MODS    += pool
+MODS    += server
+MODS    += sock
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h)
 
