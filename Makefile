@@ -46,15 +46,24 @@ HDRS     = $(MODS:%=fcgi/%.h)
 
 all: avatar.fcgi
 
+# Install first, then build: every compile waits for "ensure-deps build", and
+# each target a newcomer may type first (run, test, bench, fuzz, stress)
+# installs what it needs before it builds anything, so any of them works as
+# the very first command on a fresh Debian 12 machine.
+DEPS_TARGETS = deps-build deps-run deps-fuzz deps-bench deps-test
+$(DEPS_TARGETS):
+	@tests/lib/ensure-deps $(@:deps-%=%)
+deps: deps-test
+
 avatar.fcgi: $(OBJS) fcgi/main.o
 	$(CC) $(CFLAGS) $(LDFLAGS) -o $@ $(OBJS) fcgi/main.o $(LDLIBS)
 
-fcgi/%.o: fcgi/%.c $(HDRS)
+fcgi/%.o: fcgi/%.c $(HDRS) | deps-build
 	$(CC) $(CFLAGS) -c -o $@ $<
 
 # Sanitizer build used by the tests: same sources, separate objects.
 ASAN_FLAGS = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
-build/asan/%.o: fcgi/%.c $(HDRS)
+build/asan/%.o: fcgi/%.c $(HDRS) | deps-build
 	@mkdir -p build/asan
 	@$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -c -o $@ $<
 build/avatar.fcgi.asan: $(MODS:%=build/asan/%.o) build/asan/main.o
@@ -62,52 +71,48 @@ build/avatar.fcgi.asan: $(MODS:%=build/asan/%.o) build/asan/main.o
 
 # Unit tests: one C file per module under tests/unit, each printing TAP.
 UNITS    = $(patsubst tests/unit/%.c,build/unit/%,$(wildcard tests/unit/test_*.c))
-build/unit/%: tests/unit/%.c tests/unit/tap.h $(MODS:%=build/asan/%.o)
+build/unit/%: tests/unit/%.c tests/unit/tap.h $(MODS:%=build/asan/%.o) | deps-build
 	@mkdir -p build/unit
 	@$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) -Ifcgi -o $@ $< $(filter-out build/asan/main.o,$(MODS:%=build/asan/%.o)) $(LDLIBS)
 
 # Test tools (FastCGI client used by the end-to-end tests).
-build/fcgi-client: tests/tools/fcgi-client.c
+build/fcgi-client: tests/tools/fcgi-client.c | deps-build
 	@mkdir -p build
 	$(CC) $(CFLAGS) -Werror -o $@ $<
-build/fcgi-hostile: tests/tools/fcgi-hostile.c
+build/fcgi-hostile: tests/tools/fcgi-hostile.c | deps-build
 	@mkdir -p build
 	$(CC) $(CFLAGS) -Werror -o $@ $<
 
 # libFuzzer target for the request-to-id path.
 FUZZ_SECONDS ?= 60
-build/fuzz_reqparse: tests/fuzz/fuzz_reqparse.c fcgi/reqparse.c fcgi/num.c $(HDRS)
+build/fuzz_reqparse: tests/fuzz/fuzz_reqparse.c fcgi/reqparse.c fcgi/num.c $(HDRS) | deps-fuzz
 	@mkdir -p build
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ifcgi -o $@ \
 	    tests/fuzz/fuzz_reqparse.c fcgi/reqparse.c fcgi/num.c
-build/fuzz_guard: tests/fuzz/fuzz_guard.c fcgi/guard.c $(HDRS)
+build/fuzz_guard: tests/fuzz/fuzz_guard.c fcgi/guard.c $(HDRS) | deps-fuzz
 	@mkdir -p build
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ifcgi -o $@ \
 	    tests/fuzz/fuzz_guard.c fcgi/guard.c
 
 TEST_BINS = avatar.fcgi build/avatar.fcgi.asan build/fcgi-client build/fcgi-hostile $(UNITS)
 
-deps:
-	@tests/lib/ensure-deps test
-
-test: deps
+test: deps-test
 	$(MAKE) WERROR=-Werror $(TEST_BINS)
 	prove $(PROVE_FLAGS) $(UNITS) tests/t/
 
 fuzz: build/fuzz_reqparse build/fuzz_guard
 	tests/lib/run-fuzz $(FUZZ_SECONDS)
 
-stress: all build/fcgi-client build/fcgi-hostile
+stress: deps-test all build/fcgi-client build/fcgi-hostile
 	prove $(PROVE_FLAGS) tests/stress/
 
-bench: all
+bench: deps-bench all
 	tests/bench/run $(if $(QUICK),--quick)
 
 SERVER ?= nginx
 MODE   ?=
 PORT   ?= 8080
-run: all
-	@tests/lib/ensure-deps run
+run: deps-run all
 	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) --port $(PORT) --run .run/$(SERVER)
 
 INSTALL_FILES = $(BINDIR)/avatar.fcgi $(MANDIR)/avatar.fcgi.1
@@ -132,4 +137,4 @@ uninstall:
 clean:
 	rm -rf build fcgi/*.o avatar.fcgi .run
 
-.PHONY: all test deps fuzz stress bench run install uninstall clean
+.PHONY: all test deps $(DEPS_TARGETS) fuzz stress bench run install uninstall clean
