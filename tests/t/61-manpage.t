@@ -1,8 +1,9 @@
 #!/usr/bin/perl
-# 61-manpage: fcgi/avatar.fcgi.1 lints clean (mandoc -T lint, groff -ww) on
-# every machine, renders with man -l, and documents exactly the options "avatar.fcgi --help"
-# lists: the same flags in the same order, each with the same argument name,
-# environment variable and default, and the same flags in the SYNOPSIS.
+# 61-manpage: fcgi/avatar.fcgi.1 lints clean (mandoc -T lint, groff -ww)
+# on every machine, renders with man -l, and documents exactly the options
+# "avatar.fcgi --help" lists: the same flags in the same order, each with
+# the same argument name, environment variable and default, and the same
+# flags in the SYNOPSIS.
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
