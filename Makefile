@@ -18,7 +18,7 @@ WERROR  ?=
 CFLAGS  += -std=c11 $(WARN) $(WERROR) -D_GNU_SOURCE -DAVATAR_VERSION='"$(VERSION)"' \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2
 LDFLAGS ?=
-LDLIBS   = -lfcgi
+LDLIBS   = -lfcgi -lcrypto
 
 # The modules of the responder. Each fcgi/X.c has fcgi/X.h as its whole API.
 # One module a line, so that changes adding modules merge cleanly.
@@ -41,8 +41,9 @@ MODS    += stats
 MODS    += pool
 MODS    += server
 MODS    += sock
+MODS    += sign
 OBJS     = $(MODS:%=fcgi/%.o)
-HDRS     = $(MODS:%=fcgi/%.h)
+HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 
 all: avatar.fcgi
 

@@ -184,6 +184,18 @@ set_log_level(struct conf *c, const char *f, const char *v)
 	c->log_level = l;
 }
 
+static void
+set_key_file(struct conf *c, const char *f, const char *v)
+{
+	copy_str(c->key_file, sizeof(c->key_file), f, v);
+}
+
+static void
+set_max_ttl(struct conf *c, const char *f, const char *v)
+{
+	c->max_ttl = int_in(f, v, 1, 366 * 86400);
+}
+
 static const struct opt opts[] = {
 	{ "dir", "AVATAR_DIR", "DIR", "./avatars", set_dir,
 	  "directory holding ID.png, ID.jpg, ID.jpeg, ID.gif, ID.webp" },
@@ -215,6 +227,10 @@ static const struct opt opts[] = {
 	  "time a peer has to send a request or take a response" },
 	{ "log-level", "AVATAR_LOG_LEVEL", "LEVEL", "info", set_log_level,
 	  "error, warn, info or debug (debug logs every request)" },
+	{ "key-file", "AVATAR_KEY_FILE", "FILE", "", set_key_file,
+	  "keys for signed PUT and DELETE, one a line (none: writes disabled)" },
+	{ "max-ttl", "AVATAR_MAX_TTL", "SECONDS", "3600", set_max_ttl,
+	  "how far ahead a signed link's expiry may be" },
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
@@ -228,7 +244,8 @@ conf_usage(void)
 
 		snprintf(lhs, sizeof(lhs), "--%s %s", opts[i].name, opts[i].arg);
 		printf("  %-24s %s\n  %-24s (%s, default %s)\n", lhs, opts[i].help,
-		    "", opts[i].env, opts[i].def[0] ? opts[i].def : "fd 0");
+		    "", opts[i].env, opts[i].def[0] ? opts[i].def :
+		    opts[i].set == set_socket ? "fd 0" : "none");
 	}
 	printf("  %-24s %s\n  %-24s %s\n", "--help", "show this help and exit",
 	    "--version", "print the version and exit");
@@ -300,4 +317,10 @@ conf_load(struct conf *c, int argc, char **argv)
 	if (optind < argc)
 		log_die("%s: unexpected argument (see --help)", argv[optind]);
 	open_dir(c);
+	if (c->key_file[0] != '\0') {
+		char err[512];
+
+		if (sign_keys_load(&c->keys, c->key_file, err, sizeof(err)) == -1)
+			log_die("--key-file: %s", err);
+	}
 }

@@ -10,6 +10,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sign.h"
+
 enum conf_mode { MODE_BYTES, MODE_X_ACCEL, MODE_X_SENDFILE };
 enum conf_missing { MISSING_DEFAULT, MISSING_404 };
 
@@ -33,6 +35,9 @@ struct conf {
 	uint64_t cache_file_max;
 	int64_t timeout;		/* seconds */
 	int log_level;
+	char key_file[CONF_PATH_MAX];	/* empty: writes disabled */
+	int64_t max_ttl;		/* seconds a signed link may reach ahead */
+	struct sign_keys keys;		/* loaded from key_file at start-up */
 };
 
 /* Fills *c from the environment and argv; exits 0 for --help/--version and

@@ -8,11 +8,13 @@
 #include "pool.h"
 #include "resolve.h"
 #include "server.h"
+#include "sign.h"
 #include "sock.h"
 #include "stats.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <unistd.h>
 
 struct worker_arg {
@@ -52,6 +54,9 @@ main(int argc, char **argv)
 	struct worker_arg w;
 	int rc;
 
+	/* A tool for the site's operators, not a server: no socket, no dir. */
+	if (argc > 1 && strcmp(argv[1], "sign") == 0)
+		return sign_main(argc - 1, argv + 1);
 	conf_load(&c, argc, argv);
 	log_set_level((enum log_level)c.log_level);
 	sock_allow_init();
