@@ -8,11 +8,10 @@
 #include <string.h>
 
 void
-cond_etag(char out[COND_ETAG_LEN], uint64_t ino, uint64_t size, int64_t mtime_ns)
+cond_etag(char out[COND_ETAG_LEN], uint64_t size, int64_t mtime_ns)
 {
-	snprintf(out, COND_ETAG_LEN, "\"%llx-%llx-%llx\"",
-	    (unsigned long long)ino, (unsigned long long)size,
-	    (unsigned long long)mtime_ns);
+	snprintf(out, COND_ETAG_LEN, "\"%llx-%llx\"",
+	    (unsigned long long)size, (unsigned long long)mtime_ns);
 }
 
 static int
@@ -73,13 +72,13 @@ inm_matches(const char *p, const char *etag)
 }
 
 int
-cond_not_modified(const char *if_none_match, const char *if_modified_since,
-    const char *etag, time_t mtime)
+cond_not_modified(int has_inm, const char *if_none_match,
+    const char *if_modified_since, const char *etag, time_t mtime)
 {
 	time_t since;
 
-	if (if_none_match != NULL)
-		return inm_matches(if_none_match, etag);
+	if (has_inm)
+		return if_none_match != NULL && inm_matches(if_none_match, etag);
 	if (if_modified_since != NULL &&
 	    httpdate_parse(if_modified_since, &since) == 0)
 		return mtime <= since;

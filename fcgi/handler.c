@@ -51,7 +51,7 @@ handler_run(const struct conf *c, const struct req *r, struct sink *s)
 	struct avatar a;
 	int st, is_default = 0, found;
 
-	if (r->method == REQ_OTHER) {
+	if (r->method != REQ_GET && r->method != REQ_HEAD) {
 		st = resp_plain(c, r, RESP_METHOD_NOT_ALLOWED, "text/plain", NULL,
 		    not_allowed, sizeof(not_allowed) - 1, s);
 		goto done;

@@ -1,6 +1,6 @@
 /*
- * reqparse: request path to id. This file never touches the filesystem; no
- * byte of the request leaves it except as the canonical number.
+ * reqparse: request parameters to a request. This file never touches the
+ * filesystem; no byte of the path leaves it except as the canonical number.
  */
 #include "reqparse.h"
 #include "num.h"
@@ -8,7 +8,32 @@
 #include <string.h>
 #include <strings.h>
 
-static const char *const extensions[] = { ".png", ".jpg", ".jpeg", ".gif", ".webp" };
+const char *const req_exts[] = { ".png", ".jpg", ".jpeg", ".gif", ".webp", NULL };
+
+static const char *const method_names[] = {
+	[REQ_GET] = "GET",
+	[REQ_HEAD] = "HEAD",
+	[REQ_OPTIONS] = "OPTIONS",
+	[REQ_PUT] = "PUT",
+	[REQ_DELETE] = "DELETE",
+	[REQ_OTHER] = "other",
+};
+
+const char *
+req_method_name(enum req_method m)
+{
+	return method_names[m];
+}
+
+/* Methods are case-sensitive (RFC 9110 section 9.1): "get" is not GET. */
+static enum req_method
+method_of(const char *s)
+{
+	for (int m = REQ_GET; m < REQ_OTHER; m++)
+		if (strcmp(s, method_names[m]) == 0)
+			return (enum req_method)m;
+	return REQ_OTHER;
+}
 
 /* Returns the last '/'-separated segment of s[0..len). */
 static const char *
@@ -27,11 +52,11 @@ req_parse_id(const char *path, size_t len, int64_t *id)
 	size_t seglen;
 	const char *seg = last_segment(path, len, &seglen);
 
-	for (size_t i = 0; i < sizeof(extensions) / sizeof(extensions[0]); i++) {
-		size_t elen = strlen(extensions[i]);
+	for (size_t i = 0; req_exts[i] != NULL; i++) {
+		size_t elen = strlen(req_exts[i]);
 
 		if (seglen > elen &&
-		    strncasecmp(seg + seglen - elen, extensions[i], elen) == 0) {
+		    strncasecmp(seg + seglen - elen, req_exts[i], elen) == 0) {
 			seglen -= elen;
 			break;
 		}
@@ -39,75 +64,210 @@ req_parse_id(const char *path, size_t len, int64_t *id)
 	return num_parse(seg, seglen, INT64_MIN, INT64_MAX, id);
 }
 
-static int
-is_nonempty(const char *s)
+/*
+ * Copies val[0..vlen) into dst as a C string when it fits whole and holds
+ * no NUL (a NUL would silently shorten it). Returns the new state.
+ */
+static enum req_state
+store(char *dst, size_t cap, const char *val, size_t vlen)
 {
-	return s != NULL && s[0] != '\0';
+	if (vlen >= cap || memchr(val, '\0', vlen) != NULL) {
+		dst[0] = '\0';
+		return REQ_BAD;
+	}
+	memcpy(dst, val, vlen);
+	dst[vlen] = '\0';
+	return REQ_OK;
 }
 
-/* Copies an optional header value only when it fits whole. */
-static int
-copy_value(char *dst, size_t dstlen, const char *src)
+/* Keeps the start of a path for the log; cut, and cut at a NUL. */
+static void
+store_log(char *dst, size_t cap, const char *val, size_t vlen)
 {
-	size_t n;
+	size_t n = vlen < cap - 1 ? vlen : cap - 1;
+	const char *z = memchr(val, '\0', n);
 
-	if (src == NULL)
-		return 0;
-	n = strlen(src);
-	if (n >= dstlen)
-		return 0;
-	memcpy(dst, src, n + 1);
-	return 1;
+	if (z != NULL)
+		n = (size_t)(z - val);
+	memcpy(dst, val, n);
+	dst[n] = '\0';
+}
+
+static void
+store_seg(struct req_seg *g, const char *val, size_t vlen)
+{
+	size_t seglen;
+	const char *seg;
+
+	memset(g, 0, sizeof(*g));
+	if (vlen == 0)
+		return;
+	seg = last_segment(val, vlen, &seglen);
+	g->state = store(g->s, sizeof(g->s), seg, seglen);
+	g->len = g->state == REQ_OK ? seglen : 0;
+}
+
+static int
+name_is(const char *a, size_t alen, const char *b)
+{
+	return alen == strlen(b) && memcmp(a, b, alen) == 0;
+}
+
+/*
+ * A query string is "&"-separated name[=value] pairs. v: any non-empty
+ * value marks the URL as versioned (an empty one is a template bug, not a
+ * version, so it must not make a URL immutable). s/size: the first valid
+ * one counts. expires/sig authorise a write: a malformed or repeated one
+ * makes the pair unusable, so that two values cannot be played against
+ * each other.
+ */
+void
+req_parse_query(const char *query, size_t len, struct req_query *q)
+{
+	const char *p = query, *end = query + len;
+
+	memset(q, 0, sizeof(*q));
+	q->given = 1;
+	while (p < end) {
+		const char *amp = memchr(p, '&', (size_t)(end - p));
+		const char *pe = amp ? amp : end;
+		const char *eq = memchr(p, '=', (size_t)(pe - p));
+		const char *name = p, *val = eq ? eq + 1 : pe;
+		size_t nlen = (size_t)((eq ? eq : pe) - p), vlen = (size_t)(pe - val);
+		int64_t n;
+
+		if (name_is(name, nlen, "v")) {
+			if (vlen > 0)
+				q->versioned = 1;
+		} else if (name_is(name, nlen, "s") || name_is(name, nlen, "size")) {
+			if (!q->has_size &&
+			    num_parse(val, vlen, REQ_SIZE_MIN, REQ_SIZE_MAX, &n) == 0) {
+				q->has_size = 1;
+				q->size = n;
+			}
+		} else if (name_is(name, nlen, "expires")) {
+			if (q->expires_state == REQ_ABSENT &&
+			    num_parse(val, vlen, 0, INT64_MAX, &n) == 0) {
+				q->expires_state = REQ_OK;
+				q->expires = n;
+			} else {
+				q->expires_state = REQ_BAD;
+				q->expires = 0;
+			}
+		} else if (name_is(name, nlen, "sig")) {
+			if (q->sig_state == REQ_ABSENT && vlen > 0)
+				q->sig_state = store(q->sig, sizeof(q->sig), val, vlen);
+			else {
+				q->sig_state = REQ_BAD;
+				q->sig[0] = '\0';
+			}
+		}
+		p = pe + 1;
+	}
+}
+
+void
+req_params_set(struct req_params *p, const char *name, size_t nlen,
+    const char *val, size_t vlen)
+{
+	int64_t n;
+
+	if (name_is(name, nlen, "REQUEST_METHOD"))
+		p->method_state = store(p->method, sizeof(p->method), val, vlen);
+	else if (name_is(name, nlen, "DOCUMENT_URI")) {
+		store_seg(&p->document_uri, val, vlen);
+		store_log(p->log_doc, sizeof(p->log_doc), val, vlen);
+	} else if (name_is(name, nlen, "SCRIPT_NAME"))
+		store_seg(&p->script_name, val, vlen);
+	else if (name_is(name, nlen, "PATH_INFO"))
+		store_seg(&p->path_info, val, vlen);
+	else if (name_is(name, nlen, "REQUEST_URI")) {
+		/* The raw target: the query is cut off and nothing is
+		 * percent-decoded, so "%31" is not an id. */
+		const char *qm = memchr(val, '?', vlen);
+		size_t plen = qm ? (size_t)(qm - val) : vlen;
+
+		store_seg(&p->request_uri, val, plen);
+		/* "?x" alone still names the empty path: keep it present. */
+		if (vlen > 0 && p->request_uri.state == REQ_ABSENT)
+			p->request_uri.state = REQ_OK;
+		if (qm != NULL)
+			req_parse_query(qm + 1, vlen - plen - 1, &p->request_uri_query);
+		else
+			memset(&p->request_uri_query, 0, sizeof(p->request_uri_query));
+		store_log(p->log_uri, sizeof(p->log_uri), val, vlen);
+	} else if (name_is(name, nlen, "QUERY_STRING"))
+		req_parse_query(val, vlen, &p->query_string);
+	else if (name_is(name, nlen, "HTTP_IF_NONE_MATCH"))
+		p->inm_state = store(p->inm, sizeof(p->inm), val, vlen);
+	else if (name_is(name, nlen, "HTTP_IF_MODIFIED_SINCE"))
+		p->ims_state = store(p->ims, sizeof(p->ims), val, vlen);
+	else if (name_is(name, nlen, "HTTP_ORIGIN"))
+		p->origin_state = store(p->origin, sizeof(p->origin), val, vlen);
+	else if (name_is(name, nlen, "HTTP_ACCESS_CONTROL_REQUEST_METHOD"))
+		p->acrm_state = store(p->acrm, sizeof(p->acrm), val, vlen);
+	else if (name_is(name, nlen, "CONTENT_LENGTH")) {
+		/* nginx sends an empty CONTENT_LENGTH for a request without a
+		 * body: that is no length, not a malformed one. */
+		if (vlen == 0)
+			p->content_length_state = REQ_ABSENT;
+		else if (num_parse(val, vlen, 0, INT64_MAX, &n) == 0) {
+			p->content_length_state = REQ_OK;
+			p->content_length = n;
+		} else
+			p->content_length_state = REQ_BAD;
+	}
+}
+
+static int
+segment_is(const struct req_seg *g, const char *word)
+{
+	return g->state == REQ_OK && name_is(g->s, g->len, word);
 }
 
 void
 req_parse(const struct req_params *p, struct req *r)
 {
-	const char *path = NULL;
-	size_t len = 0, seglen;
-	const char *seg;
+	const struct req_seg *seg = NULL;
 
 	memset(r, 0, sizeof(*r));
-	if (p->method != NULL && strcmp(p->method, "GET") == 0)
-		r->method = REQ_GET;
-	else if (p->method != NULL && strcmp(p->method, "HEAD") == 0)
-		r->method = REQ_HEAD;
-	else
-		r->method = REQ_OTHER;
+	r->method = p->method_state == REQ_OK ? method_of(p->method) : REQ_OTHER;
 
 	/*
 	 * DOCUMENT_URI is nginx's decoded, normalised path. Without it, the
 	 * last segment of SCRIPT_NAME + PATH_INFO is PATH_INFO's when that is
-	 * set, else SCRIPT_NAME's. REQUEST_URI is the raw target: the query
-	 * is cut off and nothing is percent-decoded, so "%31" is not an id.
+	 * set, else SCRIPT_NAME's; then REQUEST_URI's path.
 	 */
-	if (is_nonempty(p->document_uri)) {
-		path = p->document_uri;
-		len = strlen(path);
-	} else if (is_nonempty(p->path_info)) {
-		path = p->path_info;
-		len = strlen(path);
-	} else if (is_nonempty(p->script_name)) {
-		path = p->script_name;
-		len = strlen(path);
-	} else if (is_nonempty(p->request_uri)) {
-		const char *q;
-
-		path = p->request_uri;
-		q = strchr(path, '?');
-		len = q ? (size_t)(q - path) : strlen(path);
-	}
+	if (p->document_uri.state != REQ_ABSENT)
+		seg = &p->document_uri;
+	else if (p->path_info.state != REQ_ABSENT)
+		seg = &p->path_info;
+	else if (p->script_name.state != REQ_ABSENT)
+		seg = &p->script_name;
+	else if (p->request_uri.state != REQ_ABSENT)
+		seg = &p->request_uri;
 
 	r->kind = REQ_AVATAR;
-	if (path != NULL) {
-		seg = last_segment(path, len, &seglen);
-		if (seglen == 6 && memcmp(seg, "status", 6) == 0)
+	if (seg != NULL) {
+		if (segment_is(seg, "status"))
 			r->kind = REQ_STATUS;
-		else if (seglen == 7 && memcmp(seg, "metrics", 7) == 0)
+		else if (segment_is(seg, "metrics"))
 			r->kind = REQ_METRICS;
-		else
-			r->has_id = req_parse_id(path, len, &r->id) == 0;
+		else if (seg->state == REQ_OK)
+			r->has_id = req_parse_id(seg->s, seg->len, &r->id) == 0;
 	}
-	r->has_inm = copy_value(r->inm, sizeof(r->inm), p->if_none_match);
-	r->has_ims = copy_value(r->ims, sizeof(r->ims), p->if_modified_since);
+
+	r->q = p->query_string.given ? p->query_string : p->request_uri_query;
+	r->inm_state = p->inm_state;
+	memcpy(r->inm, p->inm, sizeof(r->inm));
+	r->ims_state = p->ims_state;
+	memcpy(r->ims, p->ims, sizeof(r->ims));
+	r->origin_state = p->origin_state;
+	memcpy(r->origin, p->origin, sizeof(r->origin));
+	r->has_acrm = p->acrm_state != REQ_ABSENT;
+	r->acrm = p->acrm_state == REQ_OK ? method_of(p->acrm) : REQ_OTHER;
+	r->content_length_state = p->content_length_state;
+	r->content_length = p->content_length;
+	memcpy(r->log_path, p->log_doc[0] != '\0' ? p->log_doc : p->log_uri,
+	    sizeof(r->log_path));
 }

@@ -5,6 +5,7 @@
  */
 #include "resolve.h"
 #include "log.h"
+#include "reqparse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -15,8 +16,6 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
-
-static const char *const exts[] = { ".png", ".jpg", ".jpeg", ".gif", ".webp" };
 
 static int dirfd_ = -1;
 static int want_body;
@@ -169,8 +168,8 @@ resolve_avatar(int64_t id, struct avatar *a)
 	struct cache_ident ci;
 	struct stat st;
 
-	for (size_t i = 0; i < sizeof(exts) / sizeof(exts[0]); i++) {
-		snprintf(name, sizeof(name), "%lld%s", (long long)id, exts[i]);
+	for (size_t i = 0; req_exts[i] != NULL; i++) {
+		snprintf(name, sizeof(name), "%lld%s", (long long)id, req_exts[i]);
 		if (fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 			if (errno != ENOENT)
 				log_warn("%s: fstatat", name);

@@ -146,12 +146,13 @@ resp_avatar(const struct conf *c, const struct req *r, const struct avatar *a,
 		break;
 	}
 
-	cond_etag(etag, (uint64_t)a->ident.ino, (uint64_t)a->ident.size,
+	cond_etag(etag, (uint64_t)a->ident.size,
 	    (int64_t)a->ident.mtime.tv_sec * 1000000000 + a->ident.mtime.tv_nsec);
 	if (httpdate_format(a->ident.mtime.tv_sec, lm) == -1)
 		lm[0] = '\0';
-	if (cond_not_modified(r->has_inm ? r->inm : NULL,
-	    r->has_ims ? r->ims : NULL, etag, a->ident.mtime.tv_sec))
+	if (cond_not_modified(r->inm_state != REQ_ABSENT,
+	    r->inm_state == REQ_OK ? r->inm : NULL,
+	    r->ims_state == REQ_OK ? r->ims : NULL, etag, a->ident.mtime.tv_sec))
 		st = RESP_NOT_MODIFIED;
 	hdr_common(&h, st, type, cc);
 	hdr_add(&h, "ETag: %s\r\n", etag);

@@ -107,15 +107,9 @@ static void
 log_request(const struct req *r, int status)
 {
 	char path[256];
-	const char *uri = FCGX_GetParam("DOCUMENT_URI", req.envp);
 
-	if (uri == NULL)
-		uri = FCGX_GetParam("REQUEST_URI", req.envp);
-	if (uri == NULL)
-		uri = "";
-	log_escape(path, sizeof(path), uri, strlen(uri));
-	log_debug("%s %s -> %d", r->method == REQ_GET ? "GET" :
-	    r->method == REQ_HEAD ? "HEAD" : "other", path, status);
+	log_escape(path, sizeof(path), r->log_path, strlen(r->log_path));
+	log_debug("%s %s -> %d", req_method_name(r->method), path, status);
 }
 
 /* Runs one whole, buffered request through libfcgi and the handler. */
@@ -143,13 +137,13 @@ conn_request(struct conn *c)
 	peer_keep = req.keepConnection;
 
 	/* Copy out what we need before anything else: envp is libfcgi's. */
-	p.method = FCGX_GetParam("REQUEST_METHOD", req.envp);
-	p.document_uri = FCGX_GetParam("DOCUMENT_URI", req.envp);
-	p.script_name = FCGX_GetParam("SCRIPT_NAME", req.envp);
-	p.path_info = FCGX_GetParam("PATH_INFO", req.envp);
-	p.request_uri = FCGX_GetParam("REQUEST_URI", req.envp);
-	p.if_none_match = FCGX_GetParam("HTTP_IF_NONE_MATCH", req.envp);
-	p.if_modified_since = FCGX_GetParam("HTTP_IF_MODIFIED_SINCE", req.envp);
+	memset(&p, 0, sizeof(p));
+	for (char **e = req.envp; e != NULL && *e != NULL; e++) {
+		const char *eq = strchr(*e, '=');
+
+		if (eq != NULL)
+			req_params_set(&p, *e, (size_t)(eq - *e), eq + 1, strlen(eq + 1));
+	}
 	req_parse(&p, &r);
 
 	/* The guard saw the end of STDIN, so this never blocks. A body is

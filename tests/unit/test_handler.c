@@ -56,17 +56,25 @@ put_file(const char *name, const void *data, size_t len)
 
 static struct conf c;
 
+static void
+set(struct req_params *p, const char *name, const char *val)
+{
+	if (val != NULL)
+		req_params_set(p, name, strlen(name), val, strlen(val));
+}
+
 static int
 run(const char *method, const char *uri, const char *inm, const char *ims)
 {
-	struct req_params p = { 0 };
+	static struct req_params p;
 	struct req r;
 	struct sink s = { mem_write, mem_write, NULL };
 
-	p.method = method;
-	p.document_uri = uri;
-	p.if_none_match = inm;
-	p.if_modified_since = ims;
+	memset(&p, 0, sizeof(p));
+	set(&p, "REQUEST_METHOD", method);
+	set(&p, "DOCUMENT_URI", uri);
+	set(&p, "HTTP_IF_NONE_MATCH", inm);
+	set(&p, "HTTP_IF_MODIFIED_SINCE", ims);
 	req_parse(&p, &r);
 	outlen = 0;
 	memset(out, 0, sizeof(out));
