@@ -3,12 +3,11 @@
  * filesystem; no byte of the path leaves it except as the canonical number.
  */
 #include "reqparse.h"
+#include "ext.h"
 #include "num.h"
 
 #include <string.h>
 #include <strings.h>
-
-const char *const req_exts[] = { ".png", ".jpg", ".jpeg", ".gif", ".webp", NULL };
 
 static const char *const method_names[] = {
 	[REQ_GET] = "GET",
@@ -50,13 +49,14 @@ int
 req_parse_id(const char *path, size_t len, int64_t *id)
 {
 	size_t seglen;
-	const char *seg = last_segment(path, len, &seglen);
+	const char *seg = last_segment(path, len, &seglen), *ext;
 
-	for (size_t i = 0; req_exts[i] != NULL; i++) {
-		size_t elen = strlen(req_exts[i]);
+	/* A request may name the avatar with any of the extensions its file
+	 * may have (ext.h), whatever the file's real one. */
+	for (size_t i = 0; (ext = ext_name(i)) != NULL; i++) {
+		size_t elen = strlen(ext);
 
-		if (seglen > elen &&
-		    strncasecmp(seg + seglen - elen, req_exts[i], elen) == 0) {
+		if (seglen > elen && strncasecmp(seg + seglen - elen, ext, elen) == 0) {
 			seglen -= elen;
 			break;
 		}

@@ -34,10 +34,6 @@
  */
 enum req_state { REQ_ABSENT = 0, REQ_OK, REQ_BAD };
 
-/* The extensions an avatar's file name may carry, in the order they are
- * tried; a request path may end in one of them too. NULL-terminated. */
-extern const char *const req_exts[];
-
 /* The last '/'-separated segment of a path parameter. An empty parameter
  * counts as absent, as it did when these came from getenv. */
 struct req_seg {

@@ -4,8 +4,8 @@
  * changed (a different inode, size, mtime or ctime).
  */
 #include "resolve.h"
+#include "ext.h"
 #include "log.h"
-#include "reqparse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -167,9 +167,10 @@ resolve_avatar(int64_t id, struct avatar *a)
 	char name[CACHE_NAME_MAX];
 	struct cache_ident ci;
 	struct stat st;
+	const char *ext;
 
-	for (size_t i = 0; req_exts[i] != NULL; i++) {
-		snprintf(name, sizeof(name), "%lld%s", (long long)id, req_exts[i]);
+	for (size_t i = 0; (ext = ext_name(i)) != NULL; i++) {
+		snprintf(name, sizeof(name), "%lld%s", (long long)id, ext);
 		if (fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 			if (errno != ENOENT)
 				log_warn("%s: fstatat", name);
