@@ -42,6 +42,7 @@ MODS    += pool
 MODS    += server
 MODS    += sock
 MODS    += sign
+MODS    += store
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 

@@ -1,0 +1,355 @@
+/*
+ * store: atomic put, delete, and removal of stale temporary files in the
+ * avatars directory. See store.h for the order of steps and why readers
+ * never see a torn file or no file. This file never reads an avatar and
+ * never follows a symlink; every path is one name inside the directory.
+ */
+#include "store.h"
+#include "ext.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* Weak: NULL unless a test defines it (see store.h). */
+extern void store_test_point(const char *step) __attribute__((weak));
+
+#define NAME_MAX_ 96	/* ".tmp-" id host pid rand, or id ext */
+#define HOST_UNKNOWN "0000000000000000"
+
+static void
+point(const char *step)
+{
+	if (store_test_point != NULL)
+		store_test_point(step);
+}
+
+static int
+ext_known(const char *ext)
+{
+	const char *e;
+
+	for (size_t i = 0; (e = ext_name(i)) != NULL; i++)
+		if (strcmp(e, ext) == 0)
+			return 1;
+	return 0;
+}
+
+static uint64_t
+fnv1a(uint64_t h, const char *s, size_t len)
+{
+	for (size_t i = 0; i < len; i++) {
+		h ^= (unsigned char)s[i];
+		h *= 0x100000001b3ULL;
+	}
+	return h;
+}
+
+/*
+ * Sixteen hex digits that differ between hosts, boots and pid namespaces:
+ * the scope in which a pid means one process. HOST_UNKNOWN when /proc
+ * cannot tell; then no pid is ever trusted.
+ */
+static void
+host_key(char out[17])
+{
+	char boot[64], ns[64];
+	ssize_t nb = -1, nn;
+	int fd;
+
+	if ((fd = open("/proc/sys/kernel/random/boot_id", O_RDONLY | O_CLOEXEC)) != -1) {
+		nb = read(fd, boot, sizeof(boot));
+		close(fd);
+	}
+	nn = readlink("/proc/self/ns/pid", ns, sizeof(ns));
+	if (nb < 32 || nn <= 0) {
+		memcpy(out, HOST_UNKNOWN, 17);
+		return;
+	}
+	snprintf(out, 17, "%016llx", (unsigned long long)
+	    fnv1a(fnv1a(0xcbf29ce484222325ULL, boot, (size_t)nb), ns, (size_t)nn));
+	if (strcmp(out, HOST_UNKNOWN) == 0)
+		out[0] = '1';
+}
+
+static uint64_t
+random64(void)
+{
+	static uint64_t counter;
+	uint64_t r;
+
+	if (getrandom(&r, sizeof(r), GRND_NONBLOCK) == (ssize_t)sizeof(r))
+		return r;
+	/* No entropy yet (early boot): unique enough with O_EXCL retries. */
+	return ((uint64_t)time(NULL) << 20) ^ ((uint64_t)getpid() << 40) ^ ++counter;
+}
+
+static int
+write_all(int fd, const unsigned char *p, size_t len)
+{
+	while (len > 0) {
+		ssize_t n = write(fd, p, len);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n == -1)
+			return -1;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/*
+ * Writes the bytes to a new temporary file and makes them durable. Returns
+ * 0 with its name in tmp, or an errno value (and no file is left).
+ */
+static int
+write_tmp(int dirfd, int64_t id, const void *bytes, size_t len, char *tmp, size_t tmplen)
+{
+	char host[17];
+	int fd = -1, err, tries;
+
+	host_key(host);
+	for (tries = 0; tries < 8; tries++) {
+		snprintf(tmp, tmplen, STORE_TMP_PREFIX "%lld-%s-%ld-%016llx",
+		    (long long)id, host, (long)getpid(), (unsigned long long)random64());
+		/* 0644 (less the umask): in x-accel and x-sendfile modes the
+		 * front server opens the file as its own user. */
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC | O_NOCTTY, 0644);
+		if (fd != -1 || errno != EEXIST)
+			break;
+	}
+	if (fd == -1)
+		return errno;
+	point("created");
+	if (write_all(fd, bytes, len) == -1)
+		goto fail;
+	point("written");
+	/* The data must be on disk before the name points at it, or a crash
+	 * after the rename could leave ID.EXT empty or torn. */
+	if (fsync(fd) == -1)
+		goto fail;
+	if (close(fd) == -1) {
+		fd = -1;
+		goto fail;
+	}
+	point("synced");
+	return 0;
+fail:
+	err = errno;
+	if (fd != -1)
+		close(fd);
+	unlinkat(dirfd, tmp, 0);
+	return err;
+}
+
+/*
+ * Locks the id's byte of the lock file; returns the descriptor (closing it
+ * unlocks) or -1 with errno set. An open file description lock is private
+ * to this descriptor, so it also excludes other descriptors of one
+ * process; kernels without it get a classic per-process fcntl lock, which
+ * is the same here since each call opens its own descriptor and holds one
+ * lock at a time.
+ */
+static int
+lock_id(int dirfd, int64_t id)
+{
+	struct flock fl;
+	struct stat st;
+	int fd, rc, err;
+
+	fd = openat(dirfd, STORE_LOCK_NAME, O_RDWR | O_CREAT | O_NOFOLLOW | O_CLOEXEC |
+	    O_NOCTTY, 0644);
+	if (fd == -1)
+		return -1;
+	err = fstat(fd, &st) == -1 ? errno : !S_ISREG(st.st_mode) ? EINVAL : 0;
+	if (err != 0) {
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	memset(&fl, 0, sizeof(fl));
+	fl.l_type = F_WRLCK;
+	fl.l_whence = SEEK_SET;
+	/* One byte per id, spread over 2^20 offsets: ids that share a byte
+	 * only wait for each other, which is harmless. */
+	fl.l_start = (off_t)(((uint64_t)id * 0x9e3779b97f4a7c15ULL) >> 44);
+	fl.l_len = 1;
+	while ((rc = fcntl(fd, F_OFD_SETLKW, &fl)) == -1 && errno == EINTR)
+		;
+	if (rc == -1 && errno == EINVAL)
+		while ((rc = fcntl(fd, F_SETLKW, &fl)) == -1 && errno == EINTR)
+			;
+	if (rc == -1) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	return fd;
+}
+
+static void
+id_name(char *buf, size_t len, int64_t id, const char *ext)
+{
+	snprintf(buf, len, "%lld%s", (long long)id, ext);
+}
+
+int
+store_put(int dirfd, int64_t id, const char *ext, const void *bytes, size_t len,
+    int *replaced)
+{
+	char tmp[NAME_MAX_], name[NAME_MAX_], other[NAME_MAX_];
+	struct stat st;
+	const char *e;
+	int lfd, err = 0;
+
+	*replaced = 0;
+	if (!ext_known(ext))
+		return EINVAL;
+	if ((err = write_tmp(dirfd, id, bytes, len, tmp, sizeof(tmp))) != 0)
+		return err;
+	if ((lfd = lock_id(dirfd, id)) == -1) {
+		err = errno;
+		unlinkat(dirfd, tmp, 0);
+		return err;
+	}
+	point("locked");
+	for (size_t i = 0; (e = ext_name(i)) != NULL; i++) {
+		id_name(other, sizeof(other), id, e);
+		if (fstatat(dirfd, other, &st, AT_SYMLINK_NOFOLLOW) == 0)
+			*replaced = 1;
+	}
+	id_name(name, sizeof(name), id, ext);
+	if (renameat(dirfd, tmp, dirfd, name) == -1) {
+		err = errno;
+		unlinkat(dirfd, tmp, 0);
+		goto done;
+	}
+	point("renamed");
+	/* Only now, with the new file in place, do the other names go. */
+	for (size_t i = 0; (e = ext_name(i)) != NULL; i++) {
+		if (strcmp(e, ext) == 0)
+			continue;
+		id_name(other, sizeof(other), id, e);
+		if (unlinkat(dirfd, other, 0) == -1 && errno != ENOENT && err == 0)
+			err = errno;
+	}
+	point("unlinked");
+	/* The rename and the unlinks are directory changes: durable only
+	 * once the directory itself is synced. */
+	if (fsync(dirfd) == -1 && err == 0)
+		err = errno;
+	point("done");
+done:
+	close(lfd);
+	return err;
+}
+
+int
+store_delete(int dirfd, int64_t id)
+{
+	char name[NAME_MAX_];
+	const char *e;
+	int lfd, err = 0, removed = 0;
+
+	if ((lfd = lock_id(dirfd, id)) == -1)
+		return errno;
+	for (size_t i = 0; (e = ext_name(i)) != NULL; i++) {
+		id_name(name, sizeof(name), id, e);
+		if (unlinkat(dirfd, name, 0) == 0)
+			removed++;
+		else if (errno != ENOENT && err == 0)
+			err = errno;
+	}
+	if (removed > 0 && fsync(dirfd) == -1 && err == 0)
+		err = errno;
+	close(lfd);
+	if (err == 0 && removed == 0)
+		err = ENOENT;
+	return err;
+}
+
+/*
+ * Reads HOST and PID out of ".tmp-ID-HOST-PID-RAND" (ID may be negative,
+ * so the fields are taken from the right). Returns 0, or -1 when the name
+ * is not one this module makes.
+ */
+static int
+tmp_owner(const char *name, char host[17], pid_t *pid)
+{
+	const char *end = name + strlen(name), *dash[3];
+	const char *p = end;
+	char *stop;
+	long v;
+
+	for (int k = 0; k < 3; k++) {
+		while (p > name && p[-1] != '-')
+			p--;
+		if (p == name)
+			return -1;
+		dash[k] = --p;	/* dash[0] before RAND, [1] before PID, [2] before HOST */
+	}
+	if (dash[1] - dash[2] - 1 != 16)
+		return -1;
+	memcpy(host, dash[2] + 1, 16);
+	host[16] = '\0';
+	errno = 0;
+	v = strtol(dash[1] + 1, &stop, 10);
+	if (stop != dash[0] || errno != 0 || v <= 0)
+		return -1;
+	*pid = (pid_t)v;
+	return 0;
+}
+
+int
+store_clean_tmp(int dirfd, int64_t max_age)
+{
+	char ours[17], host[17];
+	struct dirent *de;
+	struct stat st;
+	DIR *d;
+	pid_t pid;
+	time_t now = time(NULL);
+	int fd, n = 0;
+
+	host_key(ours);
+	/* A descriptor of our own: closedir closes it, and reading moves its
+	 * offset, neither of which the caller's dirfd may suffer. */
+	if ((fd = openat(dirfd, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)) == -1)
+		return -1;
+	if ((d = fdopendir(fd)) == NULL) {
+		close(fd);
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		int stale;
+
+		if (strncmp(de->d_name, STORE_TMP_PREFIX, strlen(STORE_TMP_PREFIX)) != 0)
+			continue;
+		if (fstatat(fd, de->d_name, &st, AT_SYMLINK_NOFOLLOW) == -1 ||
+		    !S_ISREG(st.st_mode))
+			continue;
+		stale = now - st.st_mtime >= max_age;
+		/* On this host and pid namespace, a pid that no longer exists
+		 * is a writer that was killed: its file can go at once. */
+		if (!stale && strcmp(ours, HOST_UNKNOWN) != 0 &&
+		    tmp_owner(de->d_name, host, &pid) == 0 && strcmp(host, ours) == 0 &&
+		    kill(pid, 0) == -1 && errno == ESRCH)
+			stale = 1;
+		if (stale && unlinkat(fd, de->d_name, 0) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
