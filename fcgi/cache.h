@@ -27,7 +27,11 @@ struct cache_ident {
 struct cache_entry {
 	int64_t id;
 	char name[CACHE_NAME_MAX];	/* file name inside the directory */
-	struct cache_ident ident;
+	struct cache_ident ident;	/* the file that was opened */
+	/* When name is a symlink: the link itself, so that the entry is only
+	 * reused while the very same link still leads to the same file. */
+	int is_link;
+	struct cache_ident link;
 	enum sniff_type type;
 	unsigned char *body;		/* NULL when not held */
 	size_t body_len;

@@ -1,7 +1,7 @@
 /*
  * resolve: lookups revalidated against the filesystem on every request with
- * one fstatat per candidate name; a file is opened only when it is new or
- * changed (a different inode, size, mtime or ctime).
+ * one fstatat per candidate name (two for a symlink); a file is opened only
+ * when it is new or changed (a different inode, size, mtime or ctime).
  */
 #include "resolve.h"
 #include "ext.h"
@@ -67,12 +67,24 @@ read_full(int fd, unsigned char *buf, size_t len, off_t off)
 	return 0;
 }
 
+/* Notes on a new entry what name itself was when it was looked up. */
+static struct cache_entry *
+remember(struct cache_entry *e, const struct stat *lst)
+{
+	if (e != NULL && S_ISLNK(lst->st_mode)) {
+		e->is_link = 1;
+		cache_ident_from_stat(&e->link, lst);
+	}
+	return e;
+}
+
 /*
- * Opens, checks and (in bytes mode) loads one candidate. Returns 0 with *a
- * filled, or -1 when the candidate does not count.
+ * Opens, checks and (in bytes mode) loads one candidate; lst is what
+ * fstatat without following found under name just before. Returns 0 with
+ * *a filled, or -1 when the candidate does not count.
  */
 static int
-load(int64_t id, const char *name, struct avatar *a)
+load(int64_t id, const char *name, const struct stat *lst, struct avatar *a)
 {
 	struct stat st, st2;
 	unsigned char head[SNIFF_HEAD_LEN];
@@ -137,8 +149,8 @@ again:
 			log_warnx("%s: changing while read; not served", name);
 			goto fail;
 		}
-		if ((e = cache_put(id, name, &a->ident, type, body,
-		    (size_t)st.st_size)) == NULL) {
+		if ((e = remember(cache_put(id, name, &a->ident, type, body,
+		    (size_t)st.st_size), lst)) == NULL) {
 			/* Larger than the whole cache: stream it instead. */
 			goto stream;
 		}
@@ -147,7 +159,7 @@ again:
 		close(fd);
 		return 0;
 	}
-	(void)cache_put(id, name, &a->ident, type, NULL, 0);
+	(void)remember(cache_put(id, name, &a->ident, type, NULL, 0), lst);
 	if (!want_body) {
 		close(fd);
 		return 0;
@@ -160,12 +172,38 @@ fail:
 	return -1;
 }
 
+/*
+ * Whether entry e still describes name, whose fstatat without following
+ * gave lst. A regular file must be the same file. A symlink must be the
+ * same link (its target string never changes in place: retargeting makes
+ * a new link, with a new inode and ctime), and following it now must reach
+ * the very file that was opened beneath the directory. A link retargeted
+ * outside, or a directory link on its way swapped for one that leads
+ * outside, reaches another file: the entry fails and the open, with its
+ * RESOLVE_BENEATH guard, decides again.
+ */
+static int
+still_valid(const struct cache_entry *e, const char *name, const struct stat *lst)
+{
+	struct cache_ident ci;
+	struct stat st;
+
+	cache_ident_from_stat(&ci, lst);
+	if (S_ISREG(lst->st_mode))
+		return cache_ident_equal(&e->ident, &ci);
+	if (!e->is_link || !cache_ident_equal(&e->link, &ci))
+		return 0;
+	if (fstatat(dirfd_, name, &st, 0) == -1 || !S_ISREG(st.st_mode))
+		return 0;
+	cache_ident_from_stat(&ci, &st);
+	return cache_ident_equal(&e->ident, &ci);
+}
+
 int
 resolve_avatar(int64_t id, struct avatar *a)
 {
 	struct cache_entry *e = cache_get(id);
 	char name[CACHE_NAME_MAX];
-	struct cache_ident ci;
 	struct stat st;
 	const char *ext;
 
@@ -176,11 +214,13 @@ resolve_avatar(int64_t id, struct avatar *a)
 				log_warn("%s: fstatat", name);
 			continue;
 		}
-		cache_ident_from_stat(&ci, &st);
-		/* The fast path: the same regular file as last time. */
-		if (S_ISREG(st.st_mode) && e != NULL &&
-		    strcmp(e->name, name) == 0 && cache_ident_equal(&e->ident, &ci) &&
-		    (!want_body || e->body != NULL)) {
+		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+			log_warnx("%s: refused: not a regular file", name);
+			continue;
+		}
+		/* The fast path: the same file as last time. */
+		if (e != NULL && strcmp(e->name, name) == 0 &&
+		    (!want_body || e->body != NULL) && still_valid(e, name, &st)) {
 			memset(a, 0, sizeof(*a));
 			a->id = id;
 			a->fd = -1;
@@ -191,11 +231,7 @@ resolve_avatar(int64_t id, struct avatar *a)
 			a->body_len = e->body_len;
 			return 0;
 		}
-		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-			log_warnx("%s: refused: not a regular file", name);
-			continue;
-		}
-		if (load(id, name, a) == 0)
+		if (load(id, name, &st, a) == 0)
 			return 0;
 		/* Whatever was cached for this id is stale now. */
 		cache_drop(id);
