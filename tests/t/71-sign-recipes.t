@@ -132,4 +132,16 @@ for my $bad ([[$short, 'PUT', 1], 'line 1: key is 9 bytes'],
 	    "sign refuses: $msg") or diag($out);
 }
 
+# The server itself: a bad key file or --max-ttl stops it at start-up with
+# one line naming the option, the file and the problem, status 2.
+for my $bad ([['--key-file', $short], "--key-file: $short: line 1: key is 9 bytes"],
+    [['--key-file', "$tmp/none"], "--key-file: $tmp/none: No such file"],
+    [['--key-file', $tmp], "--key-file: $tmp: not a regular file"],
+    [['--key-file', $vkey, '--max-ttl', '0'], '--max-ttl: "0" is not an integer']) {
+	my ($args, $msg) = @$bad;
+	my $out = qx{'$bin' --dir '$tmp' @$args 2>&1 </dev/null};
+	ok($? >> 8 == 2 && $out =~ /\Q$msg\E/ && ($out =~ tr/\n//) == 1,
+	    "server refuses: $msg") or diag($out);
+}
+
 done_testing();
