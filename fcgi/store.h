@@ -22,7 +22,9 @@
  * rename-and-unlink, so two puts with different extensions cannot each
  * unlink the other's new file; the last put to take the lock wins. Writing
  * and fsyncing the temporary file, the slow part, happen outside the lock.
- * fcntl locks also work between hosts sharing the directory over NFS.
+ * fcntl locks, unlike flock on a directory, are carried by NFS to the
+ * server, so they should also hold between hosts sharing the directory
+ * (not yet tested across hosts).
  *
  * Temporary files are named ".tmp-ID-HOST-PID-RAND": the leading dot means
  * the read path, which only ever opens "ID.EXT", can never serve one. HOST
