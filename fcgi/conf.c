@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef AVATAR_VERSION
@@ -251,11 +252,79 @@ conf_usage(void)
 	    "--version", "print the version and exit");
 }
 
+/*
+ * Removes "." components, repeated and trailing "/", and each ".." with the
+ * component before it, in place, the way front servers read a path (no
+ * symlink is looked at). p is absolute.
+ */
+static void
+path_clean(char *p)
+{
+	char *w = p + 1;
+	const char *r = p + 1;
+
+	while (*r != '\0') {
+		const char *seg = r;
+		size_t n = strcspn(r, "/");
+
+		r += n;
+		if (*r == '/')
+			r++;
+		if (n == 0 || (n == 1 && seg[0] == '.'))
+			continue;
+		if (n == 2 && seg[0] == '.' && seg[1] == '.') {
+			if (w > p + 1)
+				w--;
+			while (w > p + 1 && w[-1] != '/')
+				w--;
+			continue;
+		}
+		memmove(w, seg, n);
+		w += n;
+		*w++ = '/';
+	}
+	if (w > p + 1)
+		w--;
+	*w = '\0';
+}
+
+/*
+ * The X-Sendfile path names a file under --dir as the admin wrote it, never
+ * with symlinks resolved: the front server's docroot (lighttpd
+ * x-sendfile-docroot, Apache XSendFilePath) is written the same way and
+ * compared as a string, so a resolved path would be refused whenever --dir
+ * is, or passes through, a symlink. A relative --dir is made absolute
+ * against the start-up directory as the shell names it ($PWD when that is
+ * the same directory, as get_current_dir_name does). Read that way it must
+ * still be the directory opened, or the front server would look elsewhere.
+ */
+static void
+dir_as_written(struct conf *c)
+{
+	char path[2 * CONF_PATH_MAX + 2], *cwd = NULL;
+	struct stat a, b;
+	int n;
+
+	if (c->dir[0] != '/' && (cwd = get_current_dir_name()) == NULL)
+		log_die("--dir: %s: the current directory: %s", c->dir, strerror(errno));
+	n = snprintf(path, sizeof(path), "%s/%s", cwd ? cwd : "", c->dir);
+	free(cwd);
+	if (n < 0 || (size_t)n >= sizeof(path))
+		log_die("--dir: %s: path too long", c->dir);
+	path_clean(path);
+	if (strlen(path) > CONF_XSENDFILE_DIR_MAX)
+		log_die("--dir: %s: the absolute path is %zu bytes; x-sendfile mode "
+		    "allows at most %d", c->dir, strlen(path), CONF_XSENDFILE_DIR_MAX);
+	if (stat(path, &a) == -1 || fstat(c->dirfd, &b) == -1 ||
+	    a.st_dev != b.st_dev || a.st_ino != b.st_ino)
+		log_die("--dir: %s: read as a front server reads it, %s is another "
+		    "directory (a \"..\" after a symlink?)", c->dir, path);
+	strcpy(c->dir_abs, path);
+}
+
 static void
 open_dir(struct conf *c)
 {
-	char *abs;
-
 	c->dirfd = open(c->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (c->dirfd == -1)
 		log_die("--dir: %s: %s", c->dir, strerror(errno));
@@ -263,13 +332,8 @@ open_dir(struct conf *c)
 	 * reading need read permission on the directory itself. */
 	if (faccessat(c->dirfd, ".", R_OK | X_OK, AT_EACCESS) == -1)
 		log_die("--dir: %s: %s", c->dir, strerror(errno));
-	if ((abs = realpath(c->dir, NULL)) == NULL)
-		log_die("--dir: %s: %s", c->dir, strerror(errno));
-	/* Room for "/" and the longest file name after it. */
-	if (strlen(abs) + 32 >= sizeof(c->dir_abs))
-		log_die("--dir: %s: path too long", c->dir);
-	strcpy(c->dir_abs, abs);
-	free(abs);
+	if (c->mode == MODE_X_SENDFILE)
+		dir_as_written(c);
 }
 
 void

@@ -16,10 +16,14 @@ enum conf_mode { MODE_BYTES, MODE_X_ACCEL, MODE_X_SENDFILE };
 enum conf_missing { MISSING_DEFAULT, MISSING_404 };
 
 #define CONF_PATH_MAX 1024
+/* The longest absolute --dir in x-sendfile mode: "DIR/NAME" with the
+ * longest avatar file name (31 bytes) stays below CONF_PATH_MAX, and resp.c
+ * keeps room for a path that long in its header block. */
+#define CONF_XSENDFILE_DIR_MAX (CONF_PATH_MAX - 33)
 
 struct conf {
 	char dir[CONF_PATH_MAX];	/* as given */
-	char dir_abs[CONF_PATH_MAX];	/* resolved, for X-Sendfile */
+	char dir_abs[CONF_PATH_MAX];	/* x-sendfile: absolute, symlinks kept */
 	int dirfd;			/* opened once; every lookup is beneath it */
 	enum conf_mode mode;
 	char accel_prefix[256];

@@ -2,8 +2,10 @@
  * resp: header formatting for the three modes and body output.
  */
 #include "resp.h"
+#include "clock.h"
 #include "cond.h"
 #include "httpdate.h"
+#include "log.h"
 #include "sniff.h"
 
 #include <errno.h>
@@ -33,8 +35,10 @@ reason(enum resp_status st)
 	return "Unknown";
 }
 
+/* Room for the longest X-Sendfile path conf accepts (CONF_PATH_MAX) plus
+ * 1 KiB for every other header. */
 struct hdr {
-	char buf[1024];
+	char buf[CONF_PATH_MAX + 1024];
 	size_t len;
 	int overflow;
 };
@@ -64,11 +68,29 @@ hdr_common(struct hdr *h, enum resp_status st, const char *type,
 	    cache_control);
 }
 
+/*
+ * An overflow means a header grew past what struct hdr was sized for: a
+ * bug, and one that would hit every answer of that kind. It is logged, at
+ * most once a minute with the count since the last line, never silent.
+ */
 static int
 send_hdr(struct hdr *h, struct sink *s)
 {
-	if (h->overflow)
+	static int64_t next_ms;
+	static unsigned long dropped;
+
+	if (h->overflow) {
+		int64_t now = clock_ms();
+
+		dropped++;
+		if (now >= next_ms) {
+			log_errx("response headers longer than %zu bytes: %lu "
+			    "answer(s) dropped", sizeof(h->buf), dropped);
+			dropped = 0;
+			next_ms = now + 60000;
+		}
 		return -1;
+	}
 	return s->write(s->ctx, h->buf, h->len);
 }
 

@@ -24,6 +24,8 @@ use Responder qw(bin start stop fcgi parse_response write_file wait_for children
 my ($STRACE) = map { "$_/strace" } grep { -x "$_/strace" } split /:/, $ENV{PATH};
 plan skip_all => 'strace is not installed (tests/lib/ensure-deps test)' unless $STRACE;
 plan skip_all => bin() . ' is not built' unless -x bin();
+# Some responders below start in another directory.
+$ENV{AVATAR_BIN} = Cwd::abs_path(bin());
 
 my $tmp = tempdir('avatar-paths-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 100);
@@ -119,6 +121,108 @@ for my $mode (qw(bytes x-sendfile)) {
         is $got, $want_opens{$id}, "$mode: $id.png opened $want_opens{$id} times: once for $N answers, "
             . 'then once a change or a refused request';
     }
+}
+
+# ---- defect 7: the longest --dir still gives a whole X-Sendfile answer ---------
+
+my $LIMIT = 991;    # CONF_XSENDFILE_DIR_MAX: 1024 - "/" - 31-byte name - NUL
+
+sub long_dir {    # an existing directory whose absolute path is $len bytes
+    my ($len) = @_;
+    my $d = "$tmp/long";
+    mkdir $d;
+    while (length($d) < $len) {
+        my $room = $len - length($d) - 1;    # for the next name
+        my $n = $room <= 200 ? $room : $room - 200 >= 2 ? 200 : 150;
+        $d .= '/' . ('d' x $n);
+        mkdir $d;
+    }
+    die "long_dir: " . length($d) . " != $len" unless length($d) == $len;
+    write_file("$d/1000.png", $PNG);
+    write_file("$d/-1.png", $JPG);
+    return $d;
+}
+
+sub startup {    # args, cwd, env -> (exit status, stderr lines)
+    my ($args, $cwd, $env) = @_;
+    my $pid = open(my $fh, '-|') // die;
+    if ($pid == 0) {
+        chdir $cwd or exit 98 if $cwd;
+        $ENV{$_} = $env->{$_} for keys %{ $env // {} };
+        open STDERR, '>&', \*STDOUT;
+        open STDIN, '<', '/dev/null';
+        exec bin(), @$args or exit 99;
+    }
+    my @lines = <$fh>;
+    close $fh;
+    return ($? >> 8, @lines);
+}
+
+{
+    my $d = long_dir($LIMIT);
+    my $r = start(dir => $d, args => ['--mode', 'x-sendfile']);
+    my ($st, $h, $b, $rc) = request($r, '/1000');
+    ok $rc == 0 && $st == 200 && ($h->{'x-sendfile'} // '') eq "$d/1000.png",
+        "x-sendfile, a $LIMIT-byte --dir: a whole answer naming DIR/1000.png"
+        or diag "client exit $rc, status $st";
+    ($st, $h, $b, $rc) = request($r, '/999');
+    ok $rc == 0 && ($h->{'x-sendfile'} // '') eq "$d/-1.png", "x-sendfile, a $LIMIT-byte --dir: the default avatar too";
+    is stop($r), 0, "x-sendfile, a $LIMIT-byte --dir: SIGTERM -> exit 0";
+    unlike $r->{log_text}, qr/header|AddressSanitizer|runtime error/, 'nothing logged about headers';
+
+    my $d2 = long_dir($LIMIT + 1);
+    my ($code, @lines) = startup(['--mode', 'x-sendfile', '--dir', $d2]);
+    is $code, 2, 'x-sendfile, a ' . ($LIMIT + 1) . '-byte --dir: exit 2';
+    ok @lines == 1 && $lines[0] =~ /--dir/ && $lines[0] =~ /\b$LIMIT\b/, '... one line naming --dir and the limit'
+        or diag @lines;
+    # The limit is x-sendfile's: bytes mode serves from a longer --dir.
+    my $d3 = long_dir(1020);
+    $r = start(dir => $d3, args => ['--mode', 'bytes']);
+    ($st, $h, $b, $rc) = request($r, '/1000');
+    ok $rc == 0 && $st == 200 && $b eq $PNG, 'bytes, a 1020-byte --dir: served';
+    is stop($r), 0, 'bytes, a 1020-byte --dir: SIGTERM -> exit 0';
+}
+
+# ---- defect 8: X-Sendfile names the file under --dir as written ----------------
+
+{
+    my $real = "$tmp/real";
+    mkdir $real;
+    mkdir "$real/inner";
+    write_file("$real/1000.png", $PNG);
+    write_file("$real/-1.png", $JPG);
+    symlink $real, "$tmp/link" or die;
+    symlink $tmp, "$tmp/cwdlink" or die;
+    symlink "$real/inner", "$tmp/up" or die;
+    # --dir                  cwd              PWD                X-Sendfile of /1000
+    my @cases = (
+        ["$tmp/link",          undef,           undef,             "$tmp/link/1000.png"],
+        ["$tmp/link/",         undef,           undef,             "$tmp/link/1000.png"],
+        ["$tmp//link/./",      undef,           undef,             "$tmp/link/1000.png"],
+        ["$tmp/link/../real",  undef,           undef,             "$tmp/real/1000.png"],
+        ['link',               $tmp,            $tmp,              "$tmp/link/1000.png"],
+        ['./link/.',           $tmp,            $tmp,              "$tmp/link/1000.png"],
+        ['link',               "$tmp/cwdlink",  "$tmp/cwdlink",    "$tmp/cwdlink/link/1000.png"],
+        ['link',               "$tmp/cwdlink",  '/nonexistent',    "$tmp/link/1000.png"],
+        ['real',               "$tmp/cwdlink",  "$tmp/cwdlink",    "$tmp/cwdlink/real/1000.png"],
+    );
+    my $here = getcwd();
+    for my $c (@cases) {
+        my ($d, $cwd, $pwd, $want) = @$c;
+        chdir $cwd or die "$cwd: $!" if $cwd;
+        my $r = start(dir => $d, args => ['--mode', 'x-sendfile'], env => { $pwd ? (PWD => $pwd) : () });
+        chdir $here;
+        my ($st, $h) = request($r, '/1000');
+        is $h->{'x-sendfile'}, $want, "--dir $d" . ($cwd ? " from $cwd (PWD=$pwd)" : '') . ": X-Sendfile as written";
+        stop($r);
+    }
+    # Read lexically, "$tmp/up/.." is $tmp; the kernel reads $real. A front
+    # server would look in the wrong place: refused at start-up.
+    my ($code, @lines) = startup(['--mode', 'x-sendfile', '--dir', "$tmp/up/.."]);
+    ok $code == 2 && @lines == 1 && $lines[0] =~ /^avatar\.fcgi: --dir: \Q$tmp\E\/up\/\.\.: .*another directory/,
+        '--dir with ".." after a symlink: exit 2, one line naming --dir' or diag "exit $code: @lines";
+    ($code, @lines) = startup(['--mode', 'bytes', '--dir', "$tmp/up/..", '--socket', "$tmp/never/a.sock"]);
+    unlike "@lines", qr/another directory/, '... only x-sendfile mode cares';
 }
 
 # strace outlives a SIGTERM of its own: stop the responder under it, and
