@@ -127,6 +127,77 @@ set_default_max_age(struct conf *c, const char *f, const char *v)
 }
 
 static void
+set_swr(struct conf *c, const char *f, const char *v)
+{
+	c->swr = int_in(f, v, 0, INT32_MAX);
+}
+
+static void
+set_versioned_max_age(struct conf *c, const char *f, const char *v)
+{
+	c->versioned_max_age = int_in(f, v, 0, INT32_MAX);
+}
+
+/*
+ * An origin as a browser sends it (RFC 6454 section 6.1): scheme "://"
+ * host, optional ":" port, nothing after; lower-case, since browsers
+ * serialise it so and the match is exact.
+ */
+static int
+origin_ok(const char *s, size_t len)
+{
+	const char *sep = memmem(s, len, "://", 3), *p;
+
+	if (sep == NULL || sep == s || (size_t)(sep - s) + 3 >= len)
+		return 0;
+	for (p = s; p < s + len; p++) {
+		if (*p >= 'A' && *p <= 'Z')
+			return 0;
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f ||
+		    *p == ',' || *p == '*')
+			return 0;
+		if (p > sep + 2 && (*p == '/' || *p == '?' || *p == '#'))
+			return 0;
+	}
+	return 1;
+}
+
+static void
+set_cors_origin(struct conf *c, const char *f, const char *v)
+{
+	const char *p = v;
+
+	/* Checked before it is echoed in a message or a header. */
+	for (p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			log_die("%s: only printable ASCII without spaces is allowed", f);
+	p = v;
+	copy_str(c->cors_origin, sizeof(c->cors_origin), f, v);
+	c->cors_any = strcmp(v, "*") == 0;
+	if (c->cors_any)
+		return;
+	/* Each origin goes into a response header: check every one now. */
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (!origin_ok(p, n))
+			log_die("%s: \"%.*s\" is not \"*\" or an origin like "
+			    "https://app.example (lower case, no path), "
+			    "comma-separated", f, (int)n, p);
+		if (comma == NULL)
+			break;
+		p = comma + 1;
+	}
+}
+
+static void
+set_cors_max_age(struct conf *c, const char *f, const char *v)
+{
+	c->cors_max_age = int_in(f, v, 0, 86400);
+}
+
+static void
 set_workers(struct conf *c, const char *f, const char *v)
 {
 	c->workers = int_in(f, v, 0, 256);
@@ -208,10 +279,18 @@ static const struct opt opts[] = {
 	  "id whose file answers for a missing avatar" },
 	{ "missing", "AVATAR_MISSING", "POLICY", "default", set_missing,
 	  "default (serve the default avatar) or 404" },
-	{ "max-age", "AVATAR_MAX_AGE", "SECONDS", "7200", set_max_age,
-	  "Cache-Control max-age of a real avatar" },
+	{ "max-age", "AVATAR_MAX_AGE", "SECONDS", "300", set_max_age,
+	  "max-age of an avatar at an unversioned URL" },
+	{ "stale-while-revalidate", "AVATAR_STALE_WHILE_REVALIDATE", "SECONDS", "86400", set_swr,
+	  "how long after max-age a cache may show it while revalidating (0: never)" },
+	{ "versioned-max-age", "AVATAR_VERSIONED_MAX_AGE", "SECONDS", "31536000", set_versioned_max_age,
+	  "max-age (immutable) of an avatar at a URL with ?v= (0: as unversioned)" },
 	{ "default-max-age", "AVATAR_DEFAULT_MAX_AGE", "SECONDS", "60", set_default_max_age,
-	  "max-age of the default avatar and of 404 and 405 answers" },
+	  "max-age of the default avatar and of a 404" },
+	{ "cors-origin", "AVATAR_CORS_ORIGIN", "ORIGINS", "*", set_cors_origin,
+	  "Access-Control-Allow-Origin: * or comma-separated origins" },
+	{ "cors-max-age", "AVATAR_CORS_MAX_AGE", "SECONDS", "7200", set_cors_max_age,
+	  "how long a browser may keep a CORS preflight answer" },
 	{ "workers", "AVATAR_WORKERS", "N", "0", set_workers,
 	  "0: serve in this process; N: supervise N worker processes" },
 	{ "socket", "AVATAR_SOCKET", "ADDR", "", set_socket,
@@ -235,6 +314,25 @@ static const struct opt opts[] = {
 };
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
+int
+conf_cors_allows(const struct conf *c, const char *origin, size_t len)
+{
+	const char *p = c->cors_origin;
+
+	if (c->cors_any)
+		return 0;
+	for (;;) {
+		const char *comma = strchr(p, ',');
+		size_t n = comma ? (size_t)(comma - p) : strlen(p);
+
+		if (n == len && memcmp(p, origin, len) == 0)
+			return 1;
+		if (comma == NULL)
+			return 0;
+		p = comma + 1;
+	}
+}
+
 void
 conf_usage(void)
 {
@@ -244,7 +342,11 @@ conf_usage(void)
 		char lhs[64];
 
 		snprintf(lhs, sizeof(lhs), "--%s %s", opts[i].name, opts[i].arg);
-		printf("  %-24s %s\n  %-24s (%s, default %s)\n", lhs, opts[i].help,
+		/* A flag wider than its column gets a line of its own. */
+		if (strlen(lhs) > 24)
+			printf("  %s\n", lhs);
+		printf("  %-24s %s\n  %-24s (%s, default %s)\n",
+		    strlen(lhs) > 24 ? "" : lhs, opts[i].help,
 		    "", opts[i].env, opts[i].def[0] ? opts[i].def :
 		    opts[i].set == set_socket ? "fd 0" : "none");
 	}

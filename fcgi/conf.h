@@ -20,6 +20,8 @@ enum conf_missing { MISSING_DEFAULT, MISSING_404 };
  * longest avatar file name (31 bytes) stays below CONF_PATH_MAX, and resp.c
  * keeps room for a path that long in its header block. */
 #define CONF_XSENDFILE_DIR_MAX (CONF_PATH_MAX - 33)
+/* --cors-origin: "*", or up to this many bytes of comma-separated origins. */
+#define CONF_CORS_MAX 1024
 
 struct conf {
 	char dir[CONF_PATH_MAX];	/* as given */
@@ -29,8 +31,15 @@ struct conf {
 	char accel_prefix[256];
 	int64_t default_id;
 	enum conf_missing missing;
-	int64_t max_age;
-	int64_t default_max_age;
+	/* Lifetimes in seconds (the policy is in resp.c). */
+	int64_t max_age;		/* an avatar at an unversioned URL */
+	int64_t swr;			/* its stale-while-revalidate; 0: none */
+	int64_t versioned_max_age;	/* at a URL with ?v=; 0: as unversioned */
+	int64_t default_max_age;	/* the default avatar, and 404 */
+	/* CORS: "*" (cors_any), or a list of origins a response names. */
+	int cors_any;
+	char cors_origin[CONF_CORS_MAX];
+	int64_t cors_max_age;		/* Access-Control-Max-Age of a preflight */
 	int64_t workers;		/* 0: serve in this process */
 	char socket[CONF_PATH_MAX];	/* empty: inherited socket */
 	int64_t socket_mode;
@@ -42,6 +51,9 @@ struct conf {
 	char key_file[CONF_PATH_MAX];	/* empty: writes disabled */
 	int64_t max_ttl;		/* seconds a signed link may reach ahead */
 	struct sign_keys keys;		/* loaded from key_file at start-up */
+	/* PUT and DELETE are served: set where the write path is started,
+	 * never by an option. Allow and the CORS preflight follow it. */
+	int writes;
 };
 
 /* Fills *c from the environment and argv; exits 0 for --help/--version and
@@ -50,5 +62,9 @@ void conf_load(struct conf *c, int argc, char **argv);
 
 /* Prints the option list (the same one --help shows) to stdout. */
 void conf_usage(void);
+
+/* 1 when origin[0..len) is one of --cors-origin's list (exact bytes, as
+ * browsers serialise an origin), else 0. Never true for "*" itself. */
+int conf_cors_allows(const struct conf *c, const char *origin, size_t len);
 
 #endif

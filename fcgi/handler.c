@@ -9,7 +9,7 @@
 #include <string.h>
 
 static const char not_found[] = "avatar not found\n";
-static const char not_allowed[] = "method not allowed: use GET or HEAD\n";
+static const char not_allowed[] = "method not allowed (see the Allow header)\n";
 
 static void
 count(const struct req *r, int status, int is_default)
@@ -23,6 +23,7 @@ count(const struct req *r, int status, int is_default)
 	case RESP_NOT_MODIFIED: stats_inc(ST_NOT_MODIFIED); break;
 	case RESP_NOT_FOUND: stats_inc(ST_NOT_FOUND); break;
 	case RESP_METHOD_NOT_ALLOWED: stats_inc(ST_METHOD_NOT_ALLOWED); break;
+	case RESP_NO_CONTENT: break;	/* OPTIONS: a request, nothing served */
 	default: stats_inc(ST_ERRORS); break;
 	}
 }
@@ -51,7 +52,18 @@ handler_run(const struct conf *c, const struct req *r, struct sink *s)
 	struct avatar a;
 	int st, is_default = 0, found;
 
-	if (r->method != REQ_GET && r->method != REQ_HEAD) {
+	switch (r->method) {
+	case REQ_GET:
+	case REQ_HEAD:
+		break;
+	case REQ_OPTIONS:
+		st = resp_options(c, r, s);
+		goto done;
+	case REQ_PUT:
+	case REQ_DELETE:
+		/* The write path answers these once it runs (c->writes);
+		 * until then they are methods this resource does not have. */
+	case REQ_OTHER:
 		st = resp_plain(c, r, RESP_METHOD_NOT_ALLOWED, "text/plain", NULL,
 		    not_allowed, sizeof(not_allowed) - 1, s);
 		goto done;

@@ -27,24 +27,38 @@ struct sink {
 /* HTTP status codes this responder sends. */
 enum resp_status {
 	RESP_OK = 200,
+	RESP_NO_CONTENT = 204,
 	RESP_NOT_MODIFIED = 304,
+	RESP_BAD_REQUEST = 400,
+	RESP_FORBIDDEN = 403,
 	RESP_NOT_FOUND = 404,
 	RESP_METHOD_NOT_ALLOWED = 405,
+	RESP_PAYLOAD_TOO_LARGE = 413,
 	RESP_SERVER_ERROR = 500,
+	RESP_UNAVAILABLE = 503,
 };
 
 /*
+ * Every answer carries Cache-Control (the policy is in resp.c), nosniff
+ * and, for avatars, the cross-origin headers (--cors-origin).
+ *
  * Answers with avatar a (is_default: it stands in for a missing one, so it
- * gets the short lifetime). Returns the status sent, or -1 when the sink
- * failed or a streamed file ended early: the caller must then abort the
- * connection, since the promised Content-Length cannot be kept.
+ * gets the short lifetime), or 304 when the request's validators match,
+ * in every mode. Returns the status sent, or -1 when the sink failed or a
+ * streamed file ended early: the caller must then abort the connection,
+ * since the promised Content-Length cannot be kept.
  */
 int resp_avatar(const struct conf *c, const struct req *r,
     const struct avatar *a, int is_default, struct sink *s);
 
-/* A small non-image answer (404, 405, /status, /metrics). */
+/* A small non-image answer (404, 405, /status, /metrics). cache_control:
+ * NULL for the policy's choice by status. A 405 carries Allow. */
 int resp_plain(const struct conf *c, const struct req *r, enum resp_status status,
     const char *content_type, const char *cache_control,
     const char *body, size_t len, struct sink *s);
+
+/* OPTIONS: 204 with Allow, and the CORS preflight answer when the request
+ * is one. */
+int resp_options(const struct conf *c, const struct req *r, struct sink *s);
 
 #endif

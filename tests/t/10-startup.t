@@ -23,6 +23,19 @@ my @cases = (
     [ [qw(--max-age 1e3)],           {}, '--max-age' ],
     [ [qw(--max-age 07200)],         {}, '--max-age' ],
     [ [qw(--default-max-age x)],     {}, '--default-max-age' ],
+    [ [qw(--stale-while-revalidate -1)], {}, '--stale-while-revalidate' ],
+    [ [qw(--versioned-max-age 1y)],  {}, '--versioned-max-age' ],
+    [ [qw(--cors-max-age 86401)],    {}, '--cors-max-age' ],
+    [ ['--cors-origin', ''],         {}, '--cors-origin' ],
+    [ [qw(--cors-origin app.example)], {}, '--cors-origin' ],
+    [ [qw(--cors-origin https://App.example)], {}, '--cors-origin' ],
+    [ [qw(--cors-origin https://app.example/)], {}, '--cors-origin' ],
+    [ [qw(--cors-origin https://app.example/x)], {}, '--cors-origin' ],
+    [ [qw(--cors-origin *,https://app.example)], {}, '--cors-origin' ],
+    [ [qw(--cors-origin https://a.example,)], {}, '--cors-origin' ],
+    [ ['--cors-origin', 'https://a.example, https://b.example'], {}, '--cors-origin' ],
+    [ ['--cors-origin', "https://a.example\r\nX: y"], {}, '--cors-origin' ],
+    [ [],                            { AVATAR_CORS_ORIGIN => 'nope' }, 'AVATAR_CORS_ORIGIN' ],
     [ [qw(--default-id 1.5)],        {}, '--default-id' ],
     [ [qw(--default-id 99999999999999999999)], {}, '--default-id' ],
     [ [qw(--workers 70000)],         {}, '--workers' ],
@@ -74,12 +87,14 @@ for my $c (@cases) {
 
 my $help = `${\ bin()} --help`;
 is($? >> 8, 0, '--help exits 0');
-for my $o (qw(dir mode accel-prefix default-id missing max-age default-max-age workers
+for my $o (qw(dir mode accel-prefix default-id missing max-age stale-while-revalidate
+              versioned-max-age default-max-age cors-origin cors-max-age workers
               socket socket-mode backlog cache-size cache-file-max timeout log-level)) {
     like($help, qr/--\Q$o\E /, "--help lists --$o");
 }
 for my $e (qw(AVATAR_DIR AVATAR_MODE AVATAR_ACCEL_PREFIX AVATAR_DEFAULT_ID AVATAR_MISSING
-              AVATAR_MAX_AGE AVATAR_WORKERS AVATAR_SOCKET AVATAR_LOG_LEVEL)) {
+              AVATAR_MAX_AGE AVATAR_STALE_WHILE_REVALIDATE AVATAR_VERSIONED_MAX_AGE
+              AVATAR_CORS_ORIGIN AVATAR_CORS_MAX_AGE AVATAR_WORKERS AVATAR_SOCKET AVATAR_LOG_LEVEL)) {
     like($help, qr/\b$e\b/, "--help names $e");
 }
 like(`${\ bin()} --version`, qr/^avatar\.fcgi \d+\.\d+\.\d+$/, '--version');

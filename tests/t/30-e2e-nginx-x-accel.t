@@ -8,4 +8,4 @@ use strict;
 use warnings;
 use FindBin;
 BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
-e2e_mode(server => 'nginx', mode => 'x-accel', range => 206, internal => 404);
+e2e_mode(server => 'nginx', mode => 'x-accel', range => 206);

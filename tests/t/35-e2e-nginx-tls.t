@@ -46,7 +46,11 @@ for my $c (@get) {
             ok slurp("$tmp/b") eq slurp("$av/$file"), "exact bytes of $file";
             like $head, qr/^content-type: \Q$type\E\r$/mi, "Content-Type $type";
             like $head, qr/^x-content-type-options: nosniff\r$/mi, 'nosniff';
-            like $head, qr/^cache-control: public, max-age=\d+\r$/mi, 'Cache-Control';
+            like $head, qr/^cache-control: public, max-age=\d+(, stale-while-revalidate=\d+|, immutable)?\r$/mi, 'Cache-Control';
+            like $head, qr/^access-control-allow-origin: \*\r$/mi, 'Access-Control-Allow-Origin';
+            like $head, qr/^cross-origin-resource-policy: cross-origin\r$/mi, 'Cross-Origin-Resource-Policy';
+            like $head, qr/^etag: "[0-9a-f]+-[0-9a-f]+"\r$/mi, "the responder's ETag";
+            like $head, qr/^server: nginx\r$/mi, 'Server: nginx, no version';
         }
     };
     unlink "$tmp/h", "$tmp/b";

@@ -5,12 +5,14 @@
  * Content-Type and Cache-Control.
  */
 #include <fcntl.h>
+#include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cond.h"
 #include "conf.h"
 #include "handler.h"
 #include "log.h"
@@ -63,8 +65,10 @@ set(struct req_params *p, const char *name, const char *val)
 		req_params_set(p, name, strlen(name), val, strlen(val));
 }
 
+/* Runs one request; extra: more parameters as "NAME=value", or NULL. */
 static int
-run(const char *method, const char *uri, const char *inm, const char *ims)
+run_with(const char *method, const char *uri, const char *inm, const char *ims,
+    const char *const *extra)
 {
 	static struct req_params p;
 	struct req r;
@@ -75,17 +79,31 @@ run(const char *method, const char *uri, const char *inm, const char *ims)
 	set(&p, "DOCUMENT_URI", uri);
 	set(&p, "HTTP_IF_NONE_MATCH", inm);
 	set(&p, "HTTP_IF_MODIFIED_SINCE", ims);
+	for (; extra != NULL && *extra != NULL; extra++) {
+		const char *eq = strchr(*extra, '=');
+
+		req_params_set(&p, *extra, (size_t)(eq - *extra), eq + 1, strlen(eq + 1));
+	}
 	req_parse(&p, &r);
 	outlen = 0;
 	memset(out, 0, sizeof(out));
 	return handler_run(&c, &r, &s);
 }
 
+static int
+run(const char *method, const char *uri, const char *inm, const char *ims)
+{
+	return run_with(method, uri, inm, ims, NULL);
+}
+
 /* Value of header name in the captured response, or "" . */
 static const char *
 header(const char *name)
 {
-	static char v[512];
+	/* A few buffers in turn, so one message may show several headers. */
+	static char bufs[8][512];
+	static size_t turn;
+	char *v = bufs[turn++ % 8];
 	char *end = strstr(out, "\r\n\r\n"), *p = out;
 	size_t n = strlen(name);
 
@@ -130,13 +148,22 @@ setup_conf(enum conf_mode mode)
 	strcpy(c.accel_prefix, "/_avatars/");
 	c.default_id = -1;
 	c.missing = MISSING_DEFAULT;
-	c.max_age = 7200;
+	c.max_age = 300;
+	c.swr = 86400;
+	c.versioned_max_age = 31536000;
 	c.default_max_age = 60;
+	c.cors_any = 1;
+	strcpy(c.cors_origin, "*");
+	c.cors_max_age = 7200;
 	c.timeout = 5;
 	c.cache_size = 1 << 20;
 	c.cache_file_max = 64 * 1024;
 	resolve_init(c.dirfd, mode == MODE_BYTES, c.cache_file_max, c.cache_size);
 }
+
+#define LIVE "public, max-age=300, stale-while-revalidate=86400"
+#define SHORT "public, max-age=60"
+#define YEAR "public, max-age=31536000, immutable"
 
 /* Status, Content-Type, Cache-Control for each path in bytes mode. */
 static const struct {
@@ -146,30 +173,100 @@ static const struct {
 	const unsigned char *body;
 	size_t blen;
 } table[] = {
-	{ "GET", "/1000", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
-	{ "GET", "/1000.png", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
-	{ "GET", "/avatar/1000.webp", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
-	{ "GET", "/1001", 200, "image/jpeg", "public, max-age=7200", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/1002", 200, "image/gif", "public, max-age=7200", GIF, sizeof(GIF) - 1 },
-	{ "GET", "/1003", 200, "image/webp", "public, max-age=7200", WEBP, sizeof(WEBP) - 1 },
-	{ "GET", "/1004", 200, "image/gif", "public, max-age=7200", GIF, sizeof(GIF) - 1 },
-	{ "GET", "/-1", 200, "image/jpeg", "public, max-age=7200", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/999", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/abc", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/01000", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/../etc/passwd", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/2000", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/2001", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/2002", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/2003", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/2004", 200, "image/jpeg", "public, max-age=60", JPG, sizeof(JPG) - 1 },
-	{ "GET", "/2005", 200, "image/png", "public, max-age=7200", PNG, sizeof(PNG) - 1 },
-	{ "HEAD", "/1000", 200, "image/png", "public, max-age=7200", (const unsigned char *)"", 0 },
-	{ "POST", "/1000", 405, "text/plain", "public, max-age=60", NULL, 0 },
-	{ "PUT", "/1000", 405, "text/plain", "public, max-age=60", NULL, 0 },
-	{ "DELETE", "/1000", 405, "text/plain", "public, max-age=60", NULL, 0 },
+	{ "GET", "/1000", 200, "image/png", LIVE, PNG, sizeof(PNG) - 1 },
+	{ "GET", "/1000.png", 200, "image/png", LIVE, PNG, sizeof(PNG) - 1 },
+	{ "GET", "/avatar/1000.webp", 200, "image/png", LIVE, PNG, sizeof(PNG) - 1 },
+	{ "GET", "/1001", 200, "image/jpeg", LIVE, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/1002", 200, "image/gif", LIVE, GIF, sizeof(GIF) - 1 },
+	{ "GET", "/1003", 200, "image/webp", LIVE, WEBP, sizeof(WEBP) - 1 },
+	{ "GET", "/1004", 200, "image/gif", LIVE, GIF, sizeof(GIF) - 1 },
+	{ "GET", "/-1", 200, "image/jpeg", LIVE, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/999", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/abc", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/01000", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/../etc/passwd", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2000", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2001", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2002", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2003", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2004", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
+	{ "GET", "/2005", 200, "image/png", LIVE, PNG, sizeof(PNG) - 1 },
+	{ "HEAD", "/1000", 200, "image/png", LIVE, (const unsigned char *)"", 0 },
+	{ "POST", "/1000", 405, "text/plain", "no-store", NULL, 0 },
+	{ "PUT", "/1000", 405, "text/plain", "no-store", NULL, 0 },
+	{ "DELETE", "/1000", 405, "text/plain", "no-store", NULL, 0 },
 	{ "GET", "/status", 200, "application/json", "no-store", NULL, 0 },
 	{ "GET", "/metrics", 200, "text/plain; version=0.0.4; charset=utf-8", "no-store", NULL, 0 },
+};
+
+/*
+ * Cache policy and cross-origin headers, bytes mode. One case a line:
+ * request (method, path, query, Origin, Access-Control-Request-Method),
+ * then status, Cache-Control, Access-Control-Allow-Origin, and one more
+ * header with the value it must have ("" = absent).
+ */
+static const struct {
+	const char *method, *uri, *query, *origin, *acrm;
+	int status;
+	const char *cc, *acao, *name, *value;
+} policy[] = {
+	{ "GET", "/1000", NULL, NULL, NULL, 200, LIVE, "*", "Cross-Origin-Resource-Policy", "cross-origin" },
+	{ "GET", "/1000", NULL, NULL, NULL, 200, LIVE, "*", "Timing-Allow-Origin", "*" },
+	{ "GET", "/1000", NULL, NULL, NULL, 200, LIVE, "*", "Vary", "" },
+	{ "GET", "/1000", "v=3", NULL, NULL, 200, YEAR, "*", "Cross-Origin-Resource-Policy", "cross-origin" },
+	{ "GET", "/1000.png", "s=80&v=abc", NULL, NULL, 200, YEAR, "*", "Content-Type", "image/png" },
+	{ "HEAD", "/1000", "v=3", NULL, NULL, 200, YEAR, "*", "Content-Length", "23" },
+	{ "GET", "/1000", "v=", NULL, NULL, 200, LIVE, "*", "Timing-Allow-Origin", "*" },
+	{ "GET", "/1000", "V=3", NULL, NULL, 200, LIVE, "*", "Timing-Allow-Origin", "*" },
+	{ "GET", "/1000", "x=1", "https://a.example", NULL, 200, LIVE, "*", "Vary", "" },
+	{ "GET", "/999", "v=3", NULL, NULL, 200, SHORT, "*", "Cross-Origin-Resource-Policy", "cross-origin" },
+	{ "GET", "/abc", NULL, NULL, NULL, 200, SHORT, "*", "Timing-Allow-Origin", "*" },
+	{ "POST", "/1000", NULL, NULL, NULL, 405, "no-store", "*", "Allow", "GET, HEAD, OPTIONS" },
+	{ "PUT", "/1000", "expires=1&sig=x", NULL, NULL, 405, "no-store", "*", "Allow", "GET, HEAD, OPTIONS" },
+	{ "DELETE", "/1000", NULL, NULL, NULL, 405, "no-store", "*", "Allow", "GET, HEAD, OPTIONS" },
+	{ "PATCH", "/1000", NULL, NULL, NULL, 405, "no-store", "*", "Cross-Origin-Resource-Policy", "cross-origin" },
+	{ "OPTIONS", "/1000", NULL, NULL, NULL, 204, "no-store", "*", "Allow", "GET, HEAD, OPTIONS" },
+	{ "OPTIONS", "/1000", NULL, NULL, NULL, 204, "no-store", "*", "Access-Control-Allow-Methods", "" },
+	{ "OPTIONS", "/1000", NULL, NULL, NULL, 204, "no-store", "*", "Content-Length", "" },
+	{ "OPTIONS", "/1000", NULL, "https://a.example", "GET", 204, "no-store", "*", "Access-Control-Allow-Methods", "GET, HEAD" },
+	{ "OPTIONS", "/1000", NULL, "https://a.example", "GET", 204, "no-store", "*", "Access-Control-Max-Age", "7200" },
+	{ "OPTIONS", "/1000", NULL, "https://a.example", "GET", 204, "no-store", "*", "Access-Control-Allow-Headers", "" },
+	{ "OPTIONS", "/1000", NULL, "https://a.example", "PUT", 204, "no-store", "*", "Access-Control-Allow-Methods", "GET, HEAD" },
+	{ "OPTIONS", "/999", NULL, "https://a.example", "PATCH", 204, "no-store", "*", "Access-Control-Allow-Methods", "GET, HEAD" },
+	{ "OPTIONS", "/1000", NULL, NULL, "GET", 204, "no-store", "*", "Access-Control-Allow-Methods", "" },
+	{ "GET", "/status", NULL, "https://a.example", NULL, 200, "no-store", "", "Cross-Origin-Resource-Policy", "" },
+	{ "OPTIONS", "/metrics", NULL, "https://a.example", "GET", 204, "no-store", "", "Allow", "GET, HEAD, OPTIONS" },
+};
+
+/* The same with writes on (c.writes): PUT and DELETE exist. */
+static const struct {
+	const char *method, *uri, *origin, *acrm;
+	int status;
+	const char *name, *value;
+} writes[] = {
+	{ "POST", "/1000", NULL, NULL, 405, "Allow", "GET, HEAD, OPTIONS, PUT, DELETE" },
+	{ "OPTIONS", "/1000", NULL, NULL, 204, "Allow", "GET, HEAD, OPTIONS, PUT, DELETE" },
+	{ "OPTIONS", "/1000", "https://a.example", "PUT", 204, "Access-Control-Allow-Methods", "GET, HEAD, PUT, DELETE" },
+	{ "OPTIONS", "/1000", "https://a.example", "PUT", 204, "Access-Control-Allow-Headers", "Content-Type" },
+	{ "OPTIONS", "/status", NULL, NULL, 204, "Allow", "GET, HEAD, OPTIONS" },
+	{ "POST", "/metrics", NULL, NULL, 405, "Allow", "GET, HEAD, OPTIONS" },
+};
+
+/* --cors-origin with a list: the request's Origin decides. */
+static const struct {
+	const char *origin;	/* NULL: no Origin header */
+	const char *acao;	/* "" = absent */
+} origins[] = {
+	{ "https://a.example", "https://a.example" },
+	{ "https://b.example:8443", "https://b.example:8443" },
+	{ "https://c.example", "" },
+	{ "https://a.example.evil", "" },
+	{ "https://a.exampl", "" },
+	{ "HTTPS://A.EXAMPLE", "" },
+	{ "null", "" },
+	{ "*", "" },
+	{ "", "" },
+	{ NULL, "" },
 };
 
 int
@@ -213,7 +310,7 @@ main(void)
 		    st, header("Content-Type"), header("Cache-Control"));
 	}
 	run("POST", "/1", NULL, NULL);
-	ok(strcmp(header("Allow"), "GET, HEAD") == 0, "405 carries Allow");
+	ok(strcmp(header("Allow"), "GET, HEAD, OPTIONS") == 0, "405 carries Allow");
 	run("HEAD", "/1000", NULL, NULL);
 	ok(atoi(header("Content-Length")) == (int)sizeof(PNG) - 1, "HEAD has the GET Content-Length");
 
@@ -244,7 +341,7 @@ main(void)
 	    "renamed-over avatar served new at once");
 	/* Deleted: falls back to the default. */
 	unlink(path);
-	ok(run("GET", "/1000", NULL, NULL) == 200 && strcmp(header("Cache-Control"), "public, max-age=60") == 0 &&
+	ok(run("GET", "/1000", NULL, NULL) == 200 && strcmp(header("Cache-Control"), SHORT) == 0 &&
 	    body_is(JPG, sizeof(JPG) - 1), "deleted avatar -> default");
 	put_file("1000.png", PNG, sizeof(PNG) - 1);
 
@@ -262,7 +359,7 @@ main(void)
 
 	/* --missing 404 */
 	c.missing = MISSING_404;
-	ok(run("GET", "/999", NULL, NULL) == 404 && strcmp(header("Cache-Control"), "public, max-age=60") == 0,
+	ok(run("GET", "/999", NULL, NULL) == 404 && strcmp(header("Cache-Control"), SHORT) == 0,
 	    "missing 404 policy");
 	ok(run("GET", "/1000", NULL, NULL) == 200, "existing still 200 with missing 404");
 	c.missing = MISSING_DEFAULT;
@@ -281,7 +378,7 @@ main(void)
 	    "x-accel: real file name with its own extension");
 	ok(run("GET", "/nope", NULL, NULL) == 200 &&
 	    strcmp(header("X-Accel-Redirect"), "/_avatars/-1.png") == 0 &&
-	    strcmp(header("Cache-Control"), "public, max-age=60") == 0,
+	    strcmp(header("Cache-Control"), SHORT) == 0,
 	    "x-accel: default with short lifetime");
 	ok(run("GET", "/2004", NULL, NULL) == 200 &&
 	    strcmp(header("X-Accel-Redirect"), "/_avatars/-1.png") == 0,
@@ -310,6 +407,189 @@ main(void)
 	run("GET", "/metrics", NULL, NULL);
 	ok(strstr(out, "# TYPE avatar_requests_total counter\n") != NULL &&
 	    strstr(out, "avatar_not_modified_total 3\n") != NULL, "metrics in exposition format");
+
+
+	/* Cache policy and CORS, bytes mode. */
+	setup_conf(MODE_BYTES);
+	for (size_t i = 0; i < NELEM(policy); i++) {
+		char q[128], o[128], m[64];
+		const char *extra[4] = { NULL };
+		size_t n = 0;
+		int st;
+
+		if (policy[i].query != NULL) {
+			snprintf(q, sizeof(q), "QUERY_STRING=%s", policy[i].query);
+			extra[n++] = q;
+		}
+		if (policy[i].origin != NULL) {
+			snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", policy[i].origin);
+			extra[n++] = o;
+		}
+		if (policy[i].acrm != NULL) {
+			snprintf(m, sizeof(m), "HTTP_ACCESS_CONTROL_REQUEST_METHOD=%s", policy[i].acrm);
+			extra[n++] = m;
+		}
+		st = run_with(policy[i].method, policy[i].uri, NULL, NULL, extra);
+		ok(st == policy[i].status && strcmp(header("Cache-Control"), policy[i].cc) == 0 &&
+		    strcmp(header("Access-Control-Allow-Origin"), policy[i].acao) == 0 &&
+		    strcmp(header(policy[i].name), policy[i].value) == 0 &&
+		    strcmp(header("X-Content-Type-Options"), "nosniff") == 0,
+		    "%s %s?%s Origin %s ACRM %s -> %d, %s, ACAO \"%s\", %s \"%s\"",
+		    policy[i].method, policy[i].uri, policy[i].query ? policy[i].query : "",
+		    policy[i].origin ? policy[i].origin : "-", policy[i].acrm ? policy[i].acrm : "-",
+		    st, header("Cache-Control"), header("Access-Control-Allow-Origin"),
+		    policy[i].name, header(policy[i].name));
+	}
+	/* 304 and 404 carry the same policy and CORS headers as the 200. */
+	{
+		static const char *const v3[] = { "QUERY_STRING=v=3", NULL };
+
+		run("GET", "/1000", NULL, NULL);
+		snprintf(etag, sizeof(etag), "%s", header("ETag"));
+		ok(run("GET", "/1000", etag, NULL) == 304 && strcmp(header("Cache-Control"), LIVE) == 0 &&
+		    strcmp(header("Access-Control-Allow-Origin"), "*") == 0 &&
+		    strcmp(header("Cross-Origin-Resource-Policy"), "cross-origin") == 0 &&
+		    strcmp(header("Timing-Allow-Origin"), "*") == 0, "304: policy and CORS headers");
+		ok(run_with("GET", "/1000", etag, NULL, v3) == 304 && strcmp(header("Cache-Control"), YEAR) == 0,
+		    "304 at a versioned URL: immutable");
+		c.missing = MISSING_404;
+		ok(run_with("GET", "/999", NULL, NULL, v3) == 404 && strcmp(header("Cache-Control"), SHORT) == 0 &&
+		    strcmp(header("Access-Control-Allow-Origin"), "*") == 0 &&
+		    strcmp(header("Cross-Origin-Resource-Policy"), "cross-origin") == 0,
+		    "404 (even versioned): short, with CORS headers");
+		c.missing = MISSING_DEFAULT;
+		c.swr = 0;
+		ok(run("GET", "/1000", NULL, NULL) == 200 &&
+		    strcmp(header("Cache-Control"), "public, max-age=300") == 0,
+		    "--stale-while-revalidate 0: none");
+		c.versioned_max_age = 0;
+		ok(run_with("GET", "/1000", NULL, NULL, v3) == 200 &&
+		    strcmp(header("Cache-Control"), "public, max-age=300") == 0,
+		    "--versioned-max-age 0: versioned URLs as unversioned");
+		c.swr = 86400;
+		c.versioned_max_age = 31536000;
+	}
+	c.writes = 1;
+	for (size_t i = 0; i < NELEM(writes); i++) {
+		char o[128], m[64];
+		const char *extra[3] = { NULL };
+		size_t n = 0;
+		int st;
+
+		if (writes[i].origin != NULL) {
+			snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", writes[i].origin);
+			extra[n++] = o;
+		}
+		if (writes[i].acrm != NULL) {
+			snprintf(m, sizeof(m), "HTTP_ACCESS_CONTROL_REQUEST_METHOD=%s", writes[i].acrm);
+			extra[n++] = m;
+		}
+		st = run_with(writes[i].method, writes[i].uri, NULL, NULL, extra);
+		ok(st == writes[i].status && strcmp(header(writes[i].name), writes[i].value) == 0,
+		    "writes on: %s %s -> %d, %s \"%s\"", writes[i].method, writes[i].uri, st,
+		    writes[i].name, header(writes[i].name));
+	}
+	c.writes = 0;
+	c.cors_any = 0;
+	strcpy(c.cors_origin, "https://a.example,https://b.example:8443");
+	for (size_t i = 0; i < NELEM(origins); i++) {
+		char o[128];
+		const char *extra[2] = { o, NULL };
+
+		snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", origins[i].origin ? origins[i].origin : "");
+		run_with("GET", "/1000", NULL, NULL, origins[i].origin ? extra : NULL);
+		ok(strcmp(header("Access-Control-Allow-Origin"), origins[i].acao) == 0 &&
+		    strcmp(header("Timing-Allow-Origin"), origins[i].acao) == 0 &&
+		    strcmp(header("Vary"), "Origin") == 0 &&
+		    strcmp(header("Cross-Origin-Resource-Policy"), "cross-origin") == 0,
+		    "--cors-origin list, Origin %s -> ACAO \"%s\", Vary %s",
+		    origins[i].origin ? origins[i].origin : "(none)",
+		    header("Access-Control-Allow-Origin"), header("Vary"));
+	}
+	{
+		static const char *const pre[] = { "HTTP_ORIGIN=https://b.example:8443",
+		    "HTTP_ACCESS_CONTROL_REQUEST_METHOD=GET", NULL };
+
+		ok(run_with("OPTIONS", "/1000", NULL, NULL, pre) == 204 &&
+		    strcmp(header("Access-Control-Allow-Origin"), "https://b.example:8443") == 0 &&
+		    strcmp(header("Vary"), "Origin") == 0, "--cors-origin list: preflight echoes the origin");
+	}
+	c.cors_any = 1;
+	strcpy(c.cors_origin, "*");
+
+	/*
+	 * Every mode answers conditionals itself, with the same validators:
+	 * ETag and Last-Modified on the 200, 304 without redirect or file.
+	 */
+	{
+		static const enum conf_mode modes[] = { MODE_BYTES, MODE_X_ACCEL, MODE_X_SENDFILE };
+		static const char *const names[] = { "bytes", "x-accel", "x-sendfile" };
+		char first[128] = "";
+
+		for (size_t i = 0; i < NELEM(modes); i++) {
+			char tag[128], lmod[64];
+
+			setup_conf(modes[i]);
+			run("GET", "/1001", NULL, NULL);
+			snprintf(tag, sizeof(tag), "%s", header("ETag"));
+			snprintf(lmod, sizeof(lmod), "%s", header("Last-Modified"));
+			if (i == 0)
+				snprintf(first, sizeof(first), "%s", tag);
+			ok(tag[0] == '"' && strcmp(tag, first) == 0 && strlen(lmod) == 29 &&
+			    strcmp(header("Access-Control-Allow-Origin"), "*") == 0,
+			    "%s: 200 with the same ETag %s, Last-Modified, CORS", names[i], tag);
+			ok(run("GET", "/1001", tag, NULL) == 304 && body_is("", 0) &&
+			    header("X-Accel-Redirect")[0] == '\0' && header("X-Sendfile")[0] == '\0' &&
+			    strcmp(header("ETag"), tag) == 0 && strcmp(header("Cache-Control"), LIVE) == 0 &&
+			    strcmp(header("Timing-Allow-Origin"), "*") == 0,
+			    "%s: If-None-Match -> 304 from the responder", names[i]);
+			ok(run("GET", "/1001", NULL, lmod) == 304, "%s: If-Modified-Since -> 304", names[i]);
+			ok(run("GET", "/1001", "\"x\"", lmod) == 200 &&
+			    (modes[i] == MODE_BYTES || header(modes[i] == MODE_X_ACCEL ?
+			    "X-Accel-Redirect" : "X-Sendfile")[0] != '\0'),
+			    "%s: If-None-Match that does not match decides over IMS -> 200", names[i]);
+		}
+	}
+
+	/*
+	 * The ETag of a copy (cp -a: same bytes, same mtime, another inode,
+	 * another directory) is the same, so one host's tag gives a 304 on
+	 * the other.
+	 */
+	{
+		char dir2[64], tag[128], p1[256], p2[256];
+		struct stat st1, st2;
+		struct timespec ts[2];
+
+		setup_conf(MODE_BYTES);
+		run("GET", "/1001", NULL, NULL);
+		snprintf(tag, sizeof(tag), "%s", header("ETag"));
+		strcpy(dir2, "/tmp/avatar-unit2-XXXXXX");
+		if (mkdtemp(dir2) == NULL)
+			return 1;
+		snprintf(p1, sizeof(p1), "%s/1001.png", dir);
+		snprintf(p2, sizeof(p2), "%s/1001.png", dir2);
+		{
+			int fd = open(p2, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+
+			if (fd < 0 || write(fd, JPG, sizeof(JPG) - 1) != (ssize_t)sizeof(JPG) - 1)
+				return 1;
+			close(fd);
+		}
+		stat(p1, &st1);
+		ts[0] = st1.st_atim;
+		ts[1] = st1.st_mtim;
+		utimensat(AT_FDCWD, p2, ts, 0);
+		stat(p2, &st2);
+		close(c.dirfd);
+		c.dirfd = open(dir2, O_RDONLY | O_DIRECTORY);
+		resolve_init(c.dirfd, 1, c.cache_file_max, c.cache_size);
+		ok(st1.st_ino != st2.st_ino && run("GET", "/1001", NULL, NULL) == 200 &&
+		    strcmp(header("ETag"), tag) == 0, "a copy in another directory: same ETag %s", tag);
+		ok(run("GET", "/1001", tag, NULL) == 304, "the first host's ETag -> 304 on the copy");
+		unlink(p2);
+		rmdir(dir2);
+	}
 
 	/* Clean up the directory. */
 	{
