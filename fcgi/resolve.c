@@ -87,11 +87,12 @@ static int
 load(int64_t id, const char *name, const struct stat *lst, struct avatar *a)
 {
 	struct stat st, st2;
-	unsigned char head[SNIFF_HEAD_LEN];
+	unsigned char head[SNIFF_HEAD_LEN], tail[SNIFF_TAIL_LEN];
 	unsigned char *body = NULL;
 	struct cache_entry *e;
 	enum sniff_type type;
-	size_t hlen;
+	const char *why;
+	size_t hlen, tlen;
 	int fd, tries = 0;
 
 	if ((fd = open_beneath(name)) == -1) {
@@ -119,6 +120,16 @@ again:
 	}
 	if ((type = sniff_type(head, hlen)) == SNIFF_NONE) {
 		log_warnx("%s: refused: not a PNG, JPEG, GIF or WebP image", name);
+		goto fail;
+	}
+	/* One more read, of the end: a file cut short is not an avatar. */
+	tlen = st.st_size < SNIFF_TAIL_LEN ? (size_t)st.st_size : SNIFF_TAIL_LEN;
+	if (read_full(fd, tail, tlen, st.st_size - (off_t)tlen) == -1) {
+		log_warn("%s: read", name);
+		goto fail;
+	}
+	if ((why = sniff_whole(type, head, hlen, tail, tlen, (uint64_t)st.st_size)) != NULL) {
+		log_warnx("%s: refused: %s", name, why);
 		goto fail;
 	}
 	memset(a, 0, sizeof(*a));

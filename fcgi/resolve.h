@@ -2,7 +2,8 @@
  * resolve: id to avatar file. The only module that opens avatar files. A
  * file counts when it is a regular file, reached beneath the avatars
  * directory (openat2 RESOLVE_BENEATH: a symlink out of it, "..", or a
- * magic link fail), and its first bytes are a PNG, JPEG, GIF or WebP.
+ * magic link fail), its first bytes are a PNG, JPEG, GIF or WebP, and it
+ * does not look cut short (sniff_whole: size, start and end only).
  * Files are opened O_NONBLOCK so a FIFO swapped in cannot hang a worker.
  */
 #ifndef AVATAR_RESOLVE_H

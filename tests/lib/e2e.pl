@@ -63,7 +63,8 @@ sub spew {
 }
 
 # A private copy of avatars/, plus the hostile entries the tables expect: a
-# symlink out of the directory and a text file under an image name.
+# symlink out of the directory, a text file under an image name, and
+# images cut short.
 sub make_avatars {
     my ($tmp) = @_;
     my $dir = "$tmp/avatars";
@@ -76,6 +77,11 @@ sub make_avatars {
     spew("$dir/1004.png", "root:x:0:0:not an image\n");
     spew("$tmp/secret.png", slurp("$dir/1000.png"));
     symlink "$tmp/secret.png", "$dir/1005.png" or die "1005.png: $!";
+    # Images cut short (an interrupted copy): never served as avatars.
+    my ($png, $jpg) = (slurp("$dir/1000.png"), slurp("$dir/1001.png"));
+    spew("$dir/1006.png", substr($png, 0, 20));
+    spew("$dir/1007.png", substr($png, 0, -1));
+    spew("$dir/1008.jpg", substr($jpg, 0, -2));
     return $dir;
 }
 
@@ -239,7 +245,7 @@ sub e2e_mode {
     my @missing = qw(
         /999 /999.png /avatar/999 /0 /abc /01 /+1 /-0 /1e3 /0x10 /1000.txt /1000.png.png
         /99999999999999999999 /9223372036854775808 /-9223372036854775809 /%31%30%30%30x
-        /1003 /1003.png /1004 /1005 /.png /1000. /999?v=3 /abc?v=1
+        /1003 /1003.png /1004 /1005 /.png /1000. /999?v=3 /abc?v=1 /1006 /1007 /1008
     );
     is_avatar(http($p, GET => $_), $def, 'image/png', $SHORT, "GET $_ (default avatar)") for @missing;
 

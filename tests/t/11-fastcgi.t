@@ -11,9 +11,12 @@ use File::Temp qw(tempdir);
 use Responder qw(start stop fcgi parse_response write_file);
 
 my $dir = tempdir('avatar-av-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 100);
-my $JPG = "\xff\xd8\xff\xe0\0\x10JFIF" . ('j' x 200);
-my $GIF = "GIF89a\1\0\1\0" . ('g' x 50);
+# The read path refuses images cut short (sniff_whole): each ends with its
+# format's end marker (PNG IEND chunk, JPEG EOI, GIF trailer).
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
+my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 100) . $IEND;
+my $JPG = "\xff\xd8\xff\xe0\0\x10JFIF" . ('j' x 200) . "\xff\xd9";
+my $GIF = "GIF89a\1\0\1\0" . ('g' x 50) . ';';
 write_file("$dir/1000.png", $PNG);
 write_file("$dir/1001.png", $JPG);     # a JPEG under a .png name
 write_file("$dir/1002.gif", $GIF);
@@ -22,7 +25,7 @@ write_file("$dir/2000.png", "not an image");
 mkdir "$dir/2001.png";
 # An image outside the avatars directory, reachable only through a symlink.
 my $outside = tempdir('avatar-out-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-write_file("$outside/secret.png", "\x89PNG\r\n\x1a\n SECRET");
+write_file("$outside/secret.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR SECRET" . ('s' x 50) . $IEND);
 symlink "$outside/secret.png", "$dir/2002.png" or die;
 
 # mode, method, uri, expected status, type, cache-control, header => value, body

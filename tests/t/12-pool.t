@@ -16,8 +16,10 @@ use Responder qw(start stop fcgi parse_response write_file wait_for bin client);
 
 my $dir = tempdir('avatar-av-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $run = tempdir('avatar-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-write_file("$dir/1000.png", "\x89PNG\r\n\x1a\n" . 'x' x 64);
-write_file("$dir/-1.png", "\x89PNG\r\n\x1a\n" . 'd' x 64);
+# Whole PNGs (signature, IHDR, IEND): the read path refuses one cut short.
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
+write_file("$dir/1000.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . 'x' x 64 . $IEND);
+write_file("$dir/-1.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . 'd' x 64 . $IEND);
 
 sub children {
     my ($pid) = @_;

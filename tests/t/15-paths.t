@@ -28,10 +28,13 @@ plan skip_all => bin() . ' is not built' unless -x bin();
 $ENV{AVATAR_BIN} = Cwd::abs_path(bin());
 
 my $tmp = tempdir('avatar-paths-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 100);
-my $JPG = "\xff\xd8\xff\xe0\0\x10JFIF" . ('j' x 200);
-my $GIF = "GIF89a\1\0\1\0" . ('g' x 50);
-my $SECRET = "\x89PNG\r\n\x1a\n SECRET" . ('s' x 40);
+# The read path refuses images cut short (sniff_whole): each ends with its
+# format's end marker (PNG IEND chunk, JPEG EOI, GIF trailer).
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
+my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 100) . $IEND;
+my $JPG = "\xff\xd8\xff\xe0\0\x10JFIF" . ('j' x 200) . "\xff\xd9";
+my $GIF = "GIF89a\1\0\1\0" . ('g' x 50) . ';';
+my $SECRET = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR SECRET" . ('s' x 40) . $IEND;
 
 sub request {    # responder, uri -> (status, headers, body, client exit)
     my ($r, $uri) = @_;

@@ -21,9 +21,12 @@ my $hostile = './build/fcgi-hostile';
 -x $hostile or BAIL_OUT("$hostile not built (make build/fcgi-hostile)");
 
 my $dir = tempdir('avatar-h-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 300);
+# The read path refuses images cut short (sniff_whole): each ends with its
+# format's end marker (PNG IEND chunk, JPEG EOI, GIF trailer).
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
+my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 300) . $IEND;
 write_file("$dir/1000.png", $PNG);
-write_file("$dir/-1.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('d' x 50));
+write_file("$dir/-1.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('d' x 50) . $IEND);
 
 # A short --timeout so idle and slow peers are cut within the test's waits.
 my $r = start(dir => $dir, args => [ '--workers', '2', '--timeout', '2' ]);
@@ -45,7 +48,7 @@ my $pool = workers();
 # none required).
 my $REFUSED = qr/ reaction=(?:closed|reset|closed-while-sending) /;
 my @cases = (
-  [ 'ping',            qr/^attack=ping ping=200 body=316$/,                       '' ],
+  [ 'ping',            qr/^attack=ping ping=200 body=328$/,                       '' ],
   [ 'params-overflow', $REFUSED,                                                  'malformed PARAMS lengths' ],
   [ 'params-open',     $REFUSED,                                                  '' ],
   [ 'params-7ffffffe', $REFUSED,                                                  'malformed PARAMS lengths' ],

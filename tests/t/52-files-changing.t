@@ -27,7 +27,9 @@ my $SECS = 3;
 my $base = tempdir('rel-files-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my ($dir) = make_site($base);
 my $A = slurp("$dir/1000.png");
-my $B = $A . ("b" x 20000);
+# B: A with 20 kB more, and an IEND chunk at its very end, so the read
+# path's cheap check for a PNG cut short (sniff_whole) finds one there.
+my $B = $A . ("b" x 20000) . "\0\0\0\0IEND\xae\x42\x60\x82";
 my $DEF = slurp("$dir/-1.png");
 my %known = (sha256_hex($A) => 'A', sha256_hex($B) => 'B');
 

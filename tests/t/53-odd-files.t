@@ -26,9 +26,14 @@ spew("$dir/3.png", '');
 my $BIG = 50 * 1024 * 1024;
 {
     open my $fh, '>:raw', "$dir/4.png" or die;
+    # 1000.png, zeros, and an IEND chunk at the very end: a whole PNG as
+    # far as the read path's cheap check can tell (sniff_whole).
     print $fh slurp("$dir/1000.png");
-    truncate $fh, $BIG or die;
+    truncate $fh, $BIG - 12 or die;
+    seek $fh, 0, 2;
+    print $fh "\0\0\0\0IEND\xae\x42\x60\x82";
     close $fh;
+    -s "$dir/4.png" == $BIG or die "4.png: wrong size";
 }
 symlink '/etc/passwd', "$dir/2.png" or die;
 my $DEF = slurp("$dir/-1.png");

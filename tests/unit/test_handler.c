@@ -15,6 +15,7 @@
 #include "cond.h"
 #include "conf.h"
 #include "handler.h"
+#include "images.h"
 #include "log.h"
 #include "resolve.h"
 #include "stats.h"
@@ -34,10 +35,11 @@ mem_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
-static const unsigned char PNG[] = "\x89PNG\r\n\x1a\n\0\0\0\rIHDRpngdata";
-static const unsigned char JPG[] = "\xff\xd8\xff\xe0\0\x10JFIFjpegdata";
-static const unsigned char GIF[] = "GIF89a\1\0\1\0gifdata";
-static const unsigned char WEBP[] = "RIFF\x20\0\0\0WEBPVP8 webpdata";
+/* Real images: the read path refuses files cut short (sniff_whole). */
+#define PNG IMG_PNG
+#define JPG IMG_JPEG
+#define GIF IMG_GIF
+#define WEBP IMG_WEBP
 
 static char dir[64];
 
@@ -191,6 +193,10 @@ static const struct {
 	{ "GET", "/2003", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
 	{ "GET", "/2004", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },
 	{ "GET", "/2005", 200, "image/png", LIVE, PNG, sizeof(PNG) - 1 },
+	{ "GET", "/2006", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },	/* 20 bytes of PNG */
+	{ "GET", "/2007", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },	/* a PNG cut by 1 byte */
+	{ "GET", "/2008", 200, "image/jpeg", SHORT, JPG, sizeof(JPG) - 1 },	/* a JPEG without EOI */
+	{ "GET", "/2009", 200, "image/gif", LIVE, GIF, sizeof(GIF) - 1 },	/* a GIF, whole */
 	{ "HEAD", "/1000", 200, "image/png", LIVE, (const unsigned char *)"", 0 },
 	{ "POST", "/1000", 405, "text/plain", "no-store", NULL, 0 },
 	{ "PUT", "/1000", 405, "text/plain", "no-store", NULL, 0 },
@@ -215,7 +221,7 @@ static const struct {
 	{ "GET", "/1000", NULL, NULL, NULL, 200, LIVE, "*", "Vary", "" },
 	{ "GET", "/1000", "v=3", NULL, NULL, 200, YEAR, "*", "Cross-Origin-Resource-Policy", "cross-origin" },
 	{ "GET", "/1000.png", "s=80&v=abc", NULL, NULL, 200, YEAR, "*", "Content-Type", "image/png" },
-	{ "HEAD", "/1000", "v=3", NULL, NULL, 200, YEAR, "*", "Content-Length", "23" },
+	{ "HEAD", "/1000", "v=3", NULL, NULL, 200, YEAR, "*", "Content-Length", "67" },
 	{ "GET", "/1000", "v=", NULL, NULL, 200, LIVE, "*", "Timing-Allow-Origin", "*" },
 	{ "GET", "/1000", "V=3", NULL, NULL, 200, LIVE, "*", "Timing-Allow-Origin", "*" },
 	{ "GET", "/1000", "x=1", "https://a.example", NULL, 200, LIVE, "*", "Vary", "" },
@@ -289,6 +295,10 @@ main(void)
 	put_file("-1.png", JPG, sizeof(JPG) - 1);	/* as in the original service */
 	put_file("2000.png", "<html>", 6);		/* not an image */
 	put_file("2001.png", "", 0);			/* empty */
+	put_file("2006.png", PNG, 20);			/* cut short: refused */
+	put_file("2007.png", PNG, sizeof(PNG) - 2);
+	put_file("2008.jpg", JPG, sizeof(JPG) - 3);
+	put_file("2009.gif", GIF, sizeof(GIF) - 1);
 	snprintf(path, sizeof(path), "%s/2002.png", dir);
 	mkdir(path, 0755);				/* a directory */
 	snprintf(path, sizeof(path), "%s/2003.png", dir);
@@ -348,7 +358,9 @@ main(void)
 	/* A file over cache-file-max is streamed whole, not cached. */
 	for (size_t i = 0; i < sizeof(big); i++)
 		big[i] = (unsigned char)(i * 7);
-	memcpy(big, PNG, 8);
+	/* A PNG's start (signature, IHDR) and end (IEND) around filler. */
+	memcpy(big, PNG, 33);
+	memcpy(big + sizeof(big) - 12, PNG + sizeof(PNG) - 1 - 12, 12);
 	put_file("3000.png", big, sizeof(big));
 	{
 		size_t before = cache_used();
@@ -385,6 +397,9 @@ main(void)
 	    "x-accel: symlink out of the directory is not redirected to");
 	ok(run("POST", "/1000", NULL, NULL) == 405 && header("X-Accel-Redirect")[0] == '\0',
 	    "x-accel: 405 not redirected");
+	ok(run("GET", "/2007", NULL, NULL) == 200 &&
+	    strcmp(header("X-Accel-Redirect"), "/_avatars/-1.png") == 0,
+	    "x-accel: a PNG cut short is not redirected to");
 
 	/* x-sendfile */
 	setup_conf(MODE_X_SENDFILE);
@@ -595,7 +610,7 @@ main(void)
 	{
 		static const char *const names[] = { "1000.png", "1001.png", "1002.jpg", "1003.webp",
 		    "1004.gif", "-1.png", "2000.png", "2001.png", "2003.png", "2004.png", "2005.png",
-		    "3000.png" };
+		    "2006.png", "2007.png", "2008.jpg", "2009.gif", "3000.png" };
 		for (size_t i = 0; i < NELEM(names); i++) {
 			snprintf(path, sizeof(path), "%s/%s", dir, names[i]);
 			unlink(path);
