@@ -103,13 +103,16 @@ send_hdr(struct hdr *h, struct sink *s)
  *  - The default avatar, and a 404, stand for "no avatar yet": short
  *    and without stale-while-revalidate, whatever the URL says, since
  *    the user may upload one any minute.
- *  - Everything else (405, 5xx, OPTIONS, the counters): no-store.
+ *  - Everything else (405, 5xx, OPTIONS, answers to writes, the
+ *    counters): no-store.
  */
 static void
 cache_policy(const struct conf *c, const struct req *r, enum resp_status st,
     int is_default, char *buf, size_t len)
 {
-	if ((st == RESP_OK || st == RESP_NOT_MODIFIED) && r->kind == REQ_AVATAR &&
+	if (r->method != REQ_GET && r->method != REQ_HEAD)
+		snprintf(buf, len, "no-store");
+	else if ((st == RESP_OK || st == RESP_NOT_MODIFIED) && r->kind == REQ_AVATAR &&
 	    !is_default) {
 		if (r->q.versioned && c->versioned_max_age > 0)
 			snprintf(buf, len, "public, max-age=%lld, immutable",

@@ -504,6 +504,27 @@ main(void)
 		    "writes on: %s %s -> %d, %s \"%s\"", writes[i].method, writes[i].uri, st,
 		    writes[i].name, header(writes[i].name));
 	}
+	/* What the write path will send through resp_plain: never cacheable. */
+	{
+		static const char *const methods[] = { "PUT", "DELETE", "POST" };
+
+		for (size_t i = 0; i < NELEM(methods); i++) {
+			static struct req_params p;
+			struct req r;
+			struct sink sk = { mem_write, mem_write, NULL };
+
+			memset(&p, 0, sizeof(p));
+			set(&p, "REQUEST_METHOD", methods[i]);
+			set(&p, "DOCUMENT_URI", "/1000");
+			req_parse(&p, &r);
+			outlen = 0;
+			memset(out, 0, sizeof(out));
+			ok(resp_plain(&c, &r, RESP_OK, "text/plain", NULL, "ok\n", 3, &sk) == 200 &&
+			    strcmp(header("Cache-Control"), "no-store") == 0 &&
+			    strcmp(header("Access-Control-Allow-Origin"), "*") == 0,
+			    "%s answered 200: no-store, with CORS", methods[i]);
+		}
+	}
 	c.writes = 0;
 	c.cors_any = 0;
 	strcpy(c.cors_origin, "https://a.example,https://b.example:8443");
