@@ -13,7 +13,7 @@ use POSIX qw(WNOHANG);
 BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
 our ($ROOT);
 
-need_tools(qw(curl spawn-fcgi nginx lighttpd openssl));
+need_tools(qw(curl spawn-fcgi nginx lighttpd apache2 setpriv openssl));
 plan skip_all => "avatar.fcgi is not built (make)" unless -x "$ROOT/avatar.fcgi";
 my $stack = "$ROOT/tests/lib/stack";
 my $tmp = File::Temp::tempdir('stack-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -28,7 +28,8 @@ sub run_stack {    # -> (exit status, stdout + stderr)
 # Bad arguments: exit 2 and a line naming the problem; nothing started.
 # arguments                                                       message
 my @bad = (
-    ['start --server apache --run RUN',                           qr/--server: "apache"/],
+    ['start --server caddy --run RUN',                            qr/--server: "caddy"/],
+    ['start --server apache --mode x-accel --run RUN',            qr/--mode: "x-accel" does not work with apache/],
     ['start --server nginx --mode x-sendfile --run RUN',          qr/--mode: "x-sendfile" does not work with nginx/],
     ['start --server lighttpd --mode x-accel --run RUN',          qr/--mode: "x-accel" does not work with lighttpd/],
     ['start --server lighttpd --tls --run RUN',                   qr/--tls: only with --server nginx/],
@@ -85,7 +86,7 @@ sub gone {
 sub leftovers {
     my ($run) = @_;
     return join ' ', map { s{.*/}{}r } grep { -e } (glob("$run/*.pid"), glob("$run/avatar.sock*"),
-        "$run/nginx/nginx.pid", "$run/lighttpd/lighttpd.pid");
+        "$run/nginx/nginx.pid", "$run/lighttpd/lighttpd.pid", "$run/apache/apache.pid");
 }
 
 # start / stop for every server, mode and TLS: the rendered configs hold no
@@ -99,6 +100,8 @@ my @kinds = (
     ['lighttpd',       'bytes',      [],            '--workers 0'],
     ['lighttpd-spawn', 'x-sendfile', [],            '--workers 2'],
     ['lighttpd-spawn', 'bytes',      [],            '--workers 1'],
+    ['apache',         'x-sendfile', [],            '--workers 2'],
+    ['apache',         'bytes',      [],            '--workers 1'],
 );
 for my $k (@kinds) {
     my ($server, $mode, $extra, $workers) = @$k;
@@ -109,7 +112,7 @@ for my $k (@kinds) {
         is $rc, 0, 'start: exit 0' or diag $out;
         my $scheme = @$extra ? 'https' : 'http';
         is $out, "$scheme://127.0.0.1:$port\n", 'start prints the URL';
-        my @conf = grep { -f } glob("$run/nginx/*.conf $run/nginx/*/*.conf $run/lighttpd/*.conf");
+        my @conf = grep { -f } glob("$run/nginx/*.conf $run/nginx/*/*.conf $run/lighttpd/*.conf $run/apache/*.conf $run/apache/*/*.conf");
         ok @conf >= 1, 'rendered configs in the run directory';
         my @left = grep { slurp($_) =~ m{/srv/avatars|/run/avatar-fcgi|/usr/local/bin|/etc/ssl/avatar|/var/log} } @conf;
         is "@left", '', 'no shipped default path left in a rendered config';
@@ -141,7 +144,7 @@ for my $k (@kinds) {
 }
 
 # A responder that refuses its options: start fails and leaves nothing.
-for my $server (qw(nginx lighttpd lighttpd-spawn)) {
+for my $server (qw(nginx lighttpd lighttpd-spawn apache)) {
     my $run = File::Temp::tempdir('stack-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my $port = free_port();
     my ($rc, $out) = run_stack("start --server $server --port $port --run $run --avatars $av -- --max-age soon");
