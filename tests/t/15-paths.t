@@ -72,12 +72,15 @@ sub opens_of {    # trace file, name -> how many opens named it
 }
 
 my $N = 20;
+my @traced;    # stopped at exit too, should a check die first
+END { my $rc = $?; stop_traced($_) for grep { kill 0, $_->{pid} } @traced; $? = $rc }
 for my $mode (qw(bytes x-sendfile)) {
     local $ENV{AVATAR_BIN} = $wrap;
     local $ENV{TRACE} = "$trace.$mode";
     # LeakSanitizer cannot run under ptrace; the other tests look for leaks.
     local $ENV{ASAN_OPTIONS} = 'detect_leaks=0:abort_on_error=0';
     my $r = start(dir => $av, args => ['--mode', $mode]);
+    push @traced, $r;
     my %want = (1000 => $PNG, 1006 => $PNG, 1007 => $PNG);
     for my $id (sort keys %want) {
         my @got = map { [request($r, "/$id")] } 1 .. $N;
