@@ -122,7 +122,7 @@ install: all
 	install -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR) $(DESTDIR)$(SHAREDIR)
 	install -m 0755 avatar.fcgi $(DESTDIR)$(BINDIR)/avatar.fcgi
 	install -m 0644 fcgi/avatar.fcgi.1 $(DESTDIR)$(MANDIR)/avatar.fcgi.1
-	for d in nginx lighttpd systemd; do \
+	for d in nginx lighttpd apache systemd; do \
 	    install -d $(DESTDIR)$(SHAREDIR)/$$d; \
 	    for f in conf/$$d/*; do case "$$f" in *.md) continue;; esac; \
 	        [ -f "$$f" ] && install -m 0644 "$$f" $(DESTDIR)$(SHAREDIR)/$$d/; done; \
@@ -130,7 +130,7 @@ install: all
 
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/avatar.fcgi $(DESTDIR)$(MANDIR)/avatar.fcgi.1
-	for d in nginx lighttpd systemd; do \
+	for d in nginx lighttpd apache systemd; do \
 	    for f in conf/$$d/*; do rm -f $(DESTDIR)$(SHAREDIR)/$$d/$${f##*/}; done; \
 	    rmdir $(DESTDIR)$(SHAREDIR)/$$d 2>/dev/null || true; \
 	done

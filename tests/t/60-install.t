@@ -26,6 +26,8 @@ share/avatar-fcgi/nginx/make-cert.sh              0644
 share/avatar-fcgi/lighttpd/lighttpd-bytes.conf    0644
 share/avatar-fcgi/lighttpd/lighttpd-spawn.conf    0644
 share/avatar-fcgi/lighttpd/lighttpd.conf          0644
+share/avatar-fcgi/apache/avatar-proxy-fcgi.conf   0644
+share/avatar-fcgi/apache/avatar-xsendfile.conf    0644
 share/avatar-fcgi/systemd/avatar-fcgi.service     0644
 share/avatar-fcgi/systemd/avatar-fcgi.socket      0644
 EOT
