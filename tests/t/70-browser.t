@@ -129,8 +129,10 @@ spew("$tmp/page-server.py", $server);
 # closed only after the server was told to stop.
 my ($page_pid, $page_port, $page_out);
 END {
+    my $rc = $?;
     if ($page_pid) { kill 'TERM', $page_pid; waitpid $page_pid, 0; }
     close $page_out if $page_out;
+    $? = $rc;
 }
 for my $try (1 .. 3) {
     $page_port = free_port();
