@@ -279,3 +279,91 @@ plot '%s' using 2:xtic(1) title "%s", '' using 3 title "%s", '' using 4 title "%
     if r.returncode != 0:
         return None
     return "chart.png"
+
+
+# ---- README's headline table ----------------------------------------------------
+# README.md holds one table generated from the latest committed run, between
+# the two markers below; tests/t/65-readme.t fails when it differs from what
+# this function makes of tests/bench/results/raw.json, so the front page
+# cannot drift from the committed results.
+README_BEGIN = ("<!-- bench-table: made by tests/bench/report.py --readme from "
+                "tests/bench/results/raw.json; do not edit by hand -->")
+README_END = "<!-- end bench-table -->"
+
+
+def readme_table(results_dir, link_dir):
+    """The README block for the run in results_dir; links point into
+    link_dir (relative to the README)."""
+    import json
+    with open(os.path.join(results_dir, "raw.json")) as f:
+        run = json.load(f)
+    raw = run["raw"]
+    rows = [r for r in LABEL if any(raw[k].get(r) for k in KINDS)]
+    sums = summarize(raw, rows)
+    cmd = {"full": "make bench", "quick": "make bench QUICK=1"}.get(run["profile"], run["profile"])
+    lines = [
+        README_BEGIN,
+        "Latest committed run: `%s` on %s, %d rounds (medians), %d workers per server, "
+        "one %d-byte avatar over 127.0.0.1. Full tables, targets and machine: "
+        "[results.md](%s/results.md); how it is measured: [docs/benchmark.md](docs/benchmark.md)."
+        % (cmd, run["date"], run["plan"]["rounds"], run["workers"], run["avatar_bytes"], link_dir),
+        "",
+        "| row | req/s, %s | × nginx static | p99 ms | req/s, %s | server CPU µs/req |"
+        % (KIND_SHORT[TARGET_KIND], KIND_SHORT["ka"]),
+        "| --- | ---: | ---: | ---: | ---: | ---: |",
+    ]
+    for row in rows:
+        s, ka = sums[TARGET_KIND][row], sums["ka"][row]
+        lines.append("| %s | %s | %s | %s | %s | %s |" % (
+            LABEL[row], _f(s["rps"], "%.0f"), _f(s["ratio"], "%.2f"), _f(s["p99"], "%.1f"),
+            _f(ka["rps"], "%.0f"), _f(s["cpu_us"], "%.0f")))
+    lines.append(README_END)
+    return "\n".join(lines)
+
+
+def readme_rewrite(text, block):
+    """text with the block between the markers replaced; None when the
+    markers are missing."""
+    b, e = text.find(README_BEGIN), text.find(README_END)
+    if b < 0 or e < b:
+        return None
+    return text[:b] + block + text[e + len(README_END):]
+
+
+def main(argv):
+    import argparse
+    here = os.path.dirname(os.path.abspath(__file__))
+    root = os.path.normpath(os.path.join(here, "..", ".."))
+    ap = argparse.ArgumentParser(description="README's benchmark table from the committed results")
+    ap.add_argument("--readme", action="store_true", help="rewrite README.md's table")
+    ap.add_argument("--check", action="store_true",
+                    help="with --readme: change nothing, exit 1 when README.md differs")
+    ap.add_argument("--results", default=os.path.join(here, "results"))
+    ap.add_argument("--file", default=os.path.join(root, "README.md"))
+    args = ap.parse_args(argv)
+    if not args.readme:
+        ap.error("nothing to do (use --readme)")
+    link = os.path.relpath(args.results, os.path.dirname(os.path.abspath(args.file)))
+    block = readme_table(args.results, link)
+    with open(args.file) as f:
+        text = f.read()
+    new = readme_rewrite(text, block)
+    if new is None:
+        print("report.py: %s has no %s ... %s block" % (args.file, README_BEGIN, README_END))
+        return 1
+    if args.check:
+        if new != text:
+            print("report.py: the benchmark table in %s differs from %s; "
+                  "run tests/bench/report.py --readme" % (args.file, args.results))
+            print(block)
+            return 1
+        return 0
+    if new != text:
+        with open(args.file, "w") as f:
+            f.write(new)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+    sys.exit(main(sys.argv[1:]))
