@@ -18,7 +18,10 @@ WERROR  ?=
 CFLAGS  += -std=c11 $(WARN) $(WERROR) -D_GNU_SOURCE -DAVATAR_VERSION='"$(VERSION)"' \
            -fstack-protector-strong -D_FORTIFY_SOURCE=2
 LDFLAGS ?=
-LDLIBS   = -lfcgi -lcrypto
+# libfcgi is not linked: its reader blocks on one connection (see
+# fcgi/fcgi_in.h); only its protocol header <fastcgi.h> is used, so
+# libfcgi-dev stays a build dependency.
+LDLIBS   = -lcrypto
 
 # The modules of the responder. Each fcgi/X.c has fcgi/X.h as its whole API.
 # One module a line, so that changes adding modules merge cleanly.
@@ -36,7 +39,7 @@ MODS    += cache
 MODS    += resp
 MODS    += handler
 MODS    += out
-MODS    += guard
+MODS    += fcgi_in
 MODS    += stats
 MODS    += pool
 MODS    += server
@@ -91,10 +94,10 @@ build/fuzz_reqparse: tests/fuzz/fuzz_reqparse.c fcgi/reqparse.c fcgi/num.c $(HDR
 	@mkdir -p build
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ifcgi -o $@ \
 	    tests/fuzz/fuzz_reqparse.c fcgi/reqparse.c fcgi/num.c
-build/fuzz_guard: tests/fuzz/fuzz_guard.c fcgi/guard.c $(HDRS) | deps-fuzz
+build/fuzz_fcgi_in: tests/fuzz/fuzz_fcgi_in.c fcgi/fcgi_in.c $(HDRS) | deps-fuzz
 	@mkdir -p build
 	clang -std=c11 -D_GNU_SOURCE -g -O1 -fsanitize=fuzzer,address,undefined -Ifcgi -o $@ \
-	    tests/fuzz/fuzz_guard.c fcgi/guard.c
+	    tests/fuzz/fuzz_fcgi_in.c fcgi/fcgi_in.c
 
 TEST_BINS = avatar.fcgi build/avatar.fcgi.asan build/fcgi-client build/fcgi-hostile $(UNITS)
 
@@ -102,7 +105,7 @@ test: deps-test
 	$(MAKE) WERROR=-Werror $(TEST_BINS)
 	prove $(PROVE_FLAGS) $(UNITS) tests/t/
 
-fuzz: build/fuzz_reqparse build/fuzz_guard
+fuzz: build/fuzz_reqparse build/fuzz_fcgi_in
 	tests/lib/run-fuzz $(FUZZ_SECONDS)
 
 stress: deps-test all build/fcgi-client build/fcgi-hostile

@@ -247,6 +247,12 @@ set_timeout(struct conf *c, const char *f, const char *v)
 }
 
 static void
+set_upload_max(struct conf *c, const char *f, const char *v)
+{
+	c->upload_max = size_in(f, v, 1ULL << 30);
+}
+
+static void
 set_log_level(struct conf *c, const char *f, const char *v)
 {
 	int l = log_level_parse(v);
@@ -304,7 +310,9 @@ static const struct opt opts[] = {
 	{ "cache-file-max", "AVATAR_CACHE_FILE_MAX", "BYTES", "1M", set_cache_file_max,
 	  "larger files are streamed, never cached" },
 	{ "timeout", "AVATAR_TIMEOUT", "SECONDS", "10", set_timeout,
-	  "time a peer has to send a request or take a response" },
+	  "time a peer may leave a request or response without progress" },
+	{ "upload-max", "AVATAR_UPLOAD_MAX", "BYTES", "8M", set_upload_max,
+	  "largest request body; a larger one is answered 413" },
 	{ "log-level", "AVATAR_LOG_LEVEL", "LEVEL", "info", set_log_level,
 	  "error, warn, info or debug (debug logs every request)" },
 	{ "key-file", "AVATAR_KEY_FILE", "FILE", "", set_key_file,

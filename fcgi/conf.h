@@ -47,6 +47,7 @@ struct conf {
 	uint64_t cache_size;
 	uint64_t cache_file_max;
 	int64_t timeout;		/* seconds */
+	uint64_t upload_max;		/* bytes of a request body */
 	int log_level;
 	char key_file[CONF_PATH_MAX];	/* empty: writes disabled */
 	int64_t max_ttl;		/* seconds a signed link may reach ahead */

@@ -100,6 +100,10 @@ struct req {
 	enum req_state content_length_state;
 	int64_t content_length;
 	char log_path[REQ_LOG_MAX];	/* may be cut: for logging only */
+	/* The request body, filled in by the server (only a PUT's is
+	 * kept); NULL and 0 otherwise. */
+	const unsigned char *body;
+	size_t body_len;
 };
 
 /*

@@ -9,11 +9,9 @@
 #include "log.h"
 #include "sniff.h"
 
-#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
-#include <unistd.h>
 
 /* The reason phrase of each status this program sends. */
 static const char *
@@ -229,28 +227,6 @@ resp_options(const struct conf *c, const struct req *r, struct sink *s)
 	return send_hdr(&h, s) == -1 ? -1 : (int)RESP_NO_CONTENT;
 }
 
-/* Copies a descriptor's bytes to the sink; -1 if the file ends early. */
-static int
-stream_fd(int fd, uint64_t size, struct sink *s)
-{
-	static unsigned char buf[64 * 1024];
-	uint64_t off = 0;
-
-	while (off < size) {
-		size_t want = size - off < sizeof(buf) ? (size_t)(size - off) : sizeof(buf);
-		ssize_t n = pread(fd, buf, want, (off_t)off);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			return -1;
-		if (s->write(s->ctx, buf, (size_t)n) == -1)
-			return -1;
-		off += (uint64_t)n;
-	}
-	return 0;
-}
-
 /*
  * Every mode answers conditional requests here, from the same ETag and
  * Last-Modified, so a tag means the same thing whoever sends the file.
@@ -302,5 +278,6 @@ resp_avatar(const struct conf *c, const struct req *r, const struct avatar *a,
 		return (int)st;
 	if (a->body != NULL || a->ident.size == 0)
 		return s->body(s->ctx, a->body, a->body_len) == -1 ? -1 : (int)st;
-	return stream_fd(a->fd, (uint64_t)a->ident.size, s) == -1 ? -1 : (int)st;
+	/* A file too big to cache: the sink reads it as the peer takes it. */
+	return s->file(s->ctx, a->fd, (uint64_t)a->ident.size) == -1 ? -1 : (int)st;
 }

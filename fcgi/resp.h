@@ -19,8 +19,12 @@ struct sink {
 	/* Takes a copy of buf (or sends it now); returns 0 or -1. */
 	int (*write)(void *ctx, const void *buf, size_t len);
 	/* Like write, for a response body that stays valid and unchanged
-	 * until the response is finished, so it may be sent uncopied. */
+	 * until the sink's owner has tried to send it once (it copies what
+	 * is left then), so it may be sent uncopied. */
 	int (*body)(void *ctx, const void *buf, size_t len);
+	/* The body is the first size bytes of the open file fd; the sink
+	 * takes its own reference, the caller still closes fd. */
+	int (*file)(void *ctx, int fd, uint64_t size);
 	void *ctx;
 };
 
@@ -44,9 +48,10 @@ enum resp_status {
  *
  * Answers with avatar a (is_default: it stands in for a missing one, so it
  * gets the short lifetime), or 304 when the request's validators match,
- * in every mode. Returns the status sent, or -1 when the sink failed or a
- * streamed file ended early: the caller must then abort the connection,
- * since the promised Content-Length cannot be kept.
+ * in every mode. Returns the status sent, or -1 when the sink failed: the
+ * caller must then abort the connection, since the promised Content-Length
+ * cannot be kept (the same holds when a file handed to sink->file ends
+ * early while it is sent).
  */
 int resp_avatar(const struct conf *c, const struct req *r,
     const struct avatar *a, int is_default, struct sink *s);

@@ -1,28 +1,34 @@
 /*
- * server: a worker's epoll loop over the listening socket and every
- * connection it accepted.
+ * server: a worker's event loop over the listening socket and every
+ * connection it accepted. It owns the FastCGI side of a worker: accept,
+ * reading records (fcgi_in.c), the request body, and the output queues
+ * (out.c); the handler decides what a request gets.
  *
- * Why not plain FCGX_Accept_r: libfcgi serves one connection at a time and
- * blocks reading it with no timeout. A front server that keeps FastCGI
- * connections open (nginx fastcgi_keep_conn) then pins a worker per idle
- * connection, and a peer that stops mid-record pins one forever. Here the
- * worker accepts itself, watches all its connections at once, and hands a
- * connection to libfcgi only when guard.c has seen a whole, well-formed
- * request in the socket buffer (MSG_PEEK), so libfcgi's reads never block.
+ * Nothing here waits for one peer. A connection's bytes are read (consumed,
+ * not peeked) into its own buffer as they arrive and fed to its parser;
+ * its response is queued on it and written as the socket takes it
+ * (EPOLLOUT). Every connection is edge-triggered for input and output, so
+ * a slow reader, a half-sent request or a front server that waits for
+ * POLLOUT before each write (Apache's mod_proxy_fcgi) costs the others
+ * nothing.
  *
- * libfcgi parses the request: it is given no listening socket (-1), so its
- * FCGX_Accept_r reads the connection placed in ipcFd and, on a protocol
- * error, closes it and fails at accept() instead of blocking.
- * keepConnection is forced on so that it never closes a connection behind
- * our back, and FCGX_Detach stops its lingering close (shutdown, then up to
- * 2 s of select) on error. ipcFd and keepConnection sit in the "don't use"
- * part of FCGX_Request; they are the only way to drive libfcgi this way,
- * and the struct has been unchanged since 2.4.0. The response goes out
- * through out.c in one writev, and FCGX_Free releases libfcgi's side.
+ * --timeout: the head of a request (BEGIN_REQUEST and PARAMS, at most
+ * 64 KiB, which a front server sends at once) must arrive within it, so a
+ * peer trickling a byte a second (slowloris) cannot hold a connection.
+ * From there on it is an inactivity timeout: any byte of the body or of
+ * the response resets it, so a slow but steady reader gets the whole file.
+ *
+ * Signals: SIGTERM and SIGINT stay blocked and are read from a signalfd,
+ * so a stop request is handled between events, never inside a write;
+ * SIGHUP (the supervisor's to act on), SIGUSR1, SIGUSR2 and SIGPIPE are
+ * ignored. Since no signal has a handler, no system call here is ever
+ * interrupted by one; EINTR is still retried wherever it could appear.
+ *
+ * All state is in struct server and struct conn, passed explicitly.
  */
 #include "server.h"
 #include "clock.h"
-#include "guard.h"
+#include "fcgi_in.h"
 #include "handler.h"
 #include "log.h"
 #include "out.h"
@@ -31,76 +37,189 @@
 #include "stats.h"
 
 #include <errno.h>
-#include <fcgiapp.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/resource.h>
+#include <sys/signalfd.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #define MAX_EVENTS 64
 #define ACCEPT_BATCH 64
+/* Input buffer of a connection. Records stream through it, so it bounds
+ * nothing but how much is read per recv(). */
+#define IN_BUF (16 * 1024)
+#define SWEEP_MS 500
+/* Closed connections kept for reuse, with their buffers. */
+#define SPARE_CONNS 64
 
-struct conn {
-	int fd;			/* -1: slot free */
-	int64_t deadline;	/* ms, CLOCK_MONOTONIC */
-	int in_epoll;
-	int served;		/* requests answered on this connection */
+/*
+ * After a stop request a worker goes on accepting and serving for this
+ * long. Workers are told to stop together, and the listening socket lives
+ * until its last holder closes it: had the first worker stopped accepting
+ * at once, connections arriving meanwhile would queue behind a socket
+ * nobody accepts from and be reset when the last copy closed. Each worker
+ * ends its grace period by accepting whatever is queued, then closes its
+ * copy; from then on each answer on a kept connection closes it.
+ */
+#define STOP_GRACE_MS 500
+
+/*
+ * What an epoll event points at. A connection that waits for an answer
+ * from elsewhere (CONN_WAIT: an upload process's reply socket) would get
+ * that descriptor watched with a kind of its own pointing back at it.
+ */
+enum watch_kind { W_LISTEN, W_SIGNAL, W_CONN };
+
+struct watch {
+	enum watch_kind kind;
+	int fd;
 };
 
-static volatile sig_atomic_t stop_requested;
-static const struct conf *cf;
-static int epfd = -1, lfd = -1;
-static struct conn *conns;
-static size_t nconns_cap, nconns;
-static unsigned char peekbuf[GUARD_MAX];
-static FCGX_Request req;
+enum conn_state {
+	CONN_READ,	/* reading a request */
+	CONN_WRITE,	/* its response is queued; later input waits behind it */
+	CONN_WAIT,	/* the answer comes from another descriptor (reserved) */
+	CONN_LINGER,	/* answered and closing: drop what the peer still sends */
+};
+
+struct conn {
+	struct watch w;			/* first: an event's pointer is the conn */
+	struct conn *prev, *next;
+	enum conn_state state;
+	int in_epoll;
+	int can_read;			/* no EAGAIN since the last input edge */
+	int eof;			/* the peer shut down its side */
+	int close_after;		/* close once the response is out */
+	int drop_input;			/* answered early (413): read and drop */
+	int served;			/* requests answered on this connection */
+	int in_body;			/* the request's PARAMS are in */
+	int64_t last_active;		/* ms; see --timeout above */
+	unsigned char *ibuf;		/* IN_BUF bytes: ioff parsed, up to ilen read */
+	size_t ioff, ilen;
+	struct fcgi_in in;
+	struct req req;			/* parsed when its PARAMS are in */
+	int keep_body;			/* a PUT: the body is kept */
+	uint64_t body_len;		/* body bytes received (kept or not) */
+	unsigned char *body;
+	size_t body_cap;
+	struct out out;
+};
+
+struct server {
+	const struct conf *cf;
+	int epfd;
+	struct watch lw;		/* the listening socket; fd -1 once closed */
+	struct watch sw;		/* signalfd for SIGTERM and SIGINT */
+	struct conn *conns;		/* every open connection */
+	size_t nconns;
+	struct conn *spare;		/* closed ones, for reuse */
+	size_t nspare;
+	int stopping;
+	int64_t grace_end, stop_deadline;
+	unsigned char drop[IN_BUF];	/* where dropped input goes */
+};
 
 static void
-on_stop(int sig)
+conn_touch(struct conn *c)
 {
-	(void)sig;
-	stop_requested = 1;
+	c->last_active = clock_ms();
+}
+
+static void
+body_release(struct conn *c)
+{
+	free(c->body);
+	c->body = NULL;
+	c->body_cap = 0;
+	c->body_len = 0;
+	c->keep_body = 0;
 }
 
 static struct conn *
-conn_slot(int fd)
+conn_new(struct server *s, int fd)
 {
-	if ((size_t)fd >= nconns_cap) {
-		size_t cap = nconns_cap ? nconns_cap : 256;
-		struct conn *n;
+	struct conn *c = s->spare;
 
-		while (cap <= (size_t)fd)
-			cap *= 2;
-		if ((n = realloc(conns, cap * sizeof(*n))) == NULL)
+	if (c != NULL) {
+		s->spare = c->next;
+		s->nspare--;
+	} else {
+		if ((c = calloc(1, sizeof(*c))) == NULL)
 			return NULL;
-		for (size_t i = nconns_cap; i < cap; i++)
-			n[i].fd = -1;
-		conns = n;
-		nconns_cap = cap;
+		out_init(&c->out);
+		fcgi_in_init(&c->in);
 	}
-	return &conns[fd];
+	c->w.kind = W_CONN;
+	c->w.fd = fd;
+	c->state = CONN_READ;
+	c->in_epoll = c->eof = c->close_after = c->drop_input = c->served = 0;
+	c->in_body = 0;
+	c->can_read = 1;
+	c->ioff = c->ilen = 0;
+	conn_touch(c);
+	c->prev = NULL;
+	c->next = s->conns;
+	if (s->conns != NULL)
+		s->conns->prev = c;
+	s->conns = c;
+	s->nconns++;
+	return c;
 }
 
-/* Forgets a connection whose descriptor is already closed. */
+/* Closes the connection (which also takes it out of the epoll set). */
 static void
-conn_forget(struct conn *c)
+conn_close(struct server *s, struct conn *c)
 {
-	c->fd = -1;
-	c->in_epoll = 0;
-	nconns--;
+	close(c->w.fd);
+	c->w.fd = -1;
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		s->conns = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	s->nconns--;
+	body_release(c);
+	out_begin(&c->out, 0);		/* releases queued bodies and files */
+	fcgi_in_free(&c->in);
+	if (s->nspare < SPARE_CONNS) {
+		c->next = s->spare;
+		s->spare = c;
+		s->nspare++;
+		return;
+	}
+	out_free(&c->out);
+	free(c->ibuf);
+	free(c);
 }
 
-static void
-conn_close(struct conn *c)
+static int
+conn_watch(struct server *s, struct conn *c)
 {
-	/* close() also removes the descriptor from the epoll set. */
-	close(c->fd);
-	conn_forget(c);
+	/*
+	 * Edge-triggered, input and output at once, registered once: input
+	 * is read until EAGAIN (or until the buffer is full, then can_read
+	 * says more is waiting), output written until EAGAIN, so every edge
+	 * is a real change, and a connection costs no epoll_ctl per response.
+	 */
+	struct epoll_event ev = {
+		.events = EPOLLIN | EPOLLOUT | EPOLLRDHUP | EPOLLET,
+		.data.ptr = &c->w,
+	};
+
+	if (c->in_epoll)
+		return 0;
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, c->w.fd, &ev) == -1) {
+		log_warn("epoll_ctl");
+		conn_close(s, c);
+		return -1;
+	}
+	c->in_epoll = 1;
+	return 0;
 }
 
 static void
@@ -112,160 +231,375 @@ log_request(const struct req *r, int status)
 	log_debug("%s %s -> %d", req_method_name(r->method), path, status);
 }
 
-/* Runs one whole, buffered request through libfcgi and the handler. */
-static void
-conn_request(struct conn *c)
-{
-	static struct out out;
-	struct req_params p;
-	struct req r;
-	struct sink s;
-	char drain[512];
-	int peer_keep, st;
-
-	req.ipcFd = c->fd;
-	req.keepConnection = 1;
-	FCGX_Detach(&req);
-	if (FCGX_Accept_r(&req) < 0) {
-		/* libfcgi met a protocol error and closed the connection. */
-		log_warnx("peer: malformed request; connection closed");
-		stats_inc(ST_ERRORS);
-		conn_forget(c);
-		req.ipcFd = -1;
-		return;
-	}
-	peer_keep = req.keepConnection;
-
-	/* Copy out what we need before anything else: envp is libfcgi's. */
-	memset(&p, 0, sizeof(p));
-	for (char **e = req.envp; e != NULL && *e != NULL; e++) {
-		const char *eq = strchr(*e, '=');
-
-		if (eq != NULL)
-			req_params_set(&p, *e, (size_t)(eq - *e), eq + 1, strlen(eq + 1));
-	}
-	req_parse(&p, &r);
-
-	/* The guard saw the end of STDIN, so this never blocks. A body is
-	 * read and dropped so the connection is clean for the next request. */
-	while (FCGX_GetStr(drain, sizeof(drain), req.in) > 0)
-		;
-
-	out_begin(&out, c->fd, (unsigned)req.requestId,
-	    clock_ms() + cf->timeout * 1000);
-	s = out_sink(&out);
-	st = handler_run(cf, &r, &s);
-	if (log_enabled(LOG_LVL_DEBUG))
-		log_request(&r, st);
-	/* Our own writer sent the response: free libfcgi's side without
-	 * letting it write a second END_REQUEST or close anything. */
-	FCGX_Free(&req, 0);
-	req.ipcFd = -1;
-
-	if (st < 0 || out_finish(&out) == -1) {
-		/* The response cannot be completed (the peer went away or
-		 * stalled, or a streamed file shrank): end the connection
-		 * without END_REQUEST so the front server sees the
-		 * truncation instead of a short body. */
-		stats_inc(ST_ERRORS);
-		conn_close(c);
-		return;
-	}
-	/* Once stopping, a kept connection still serves through the grace
-	 * period (closing it after each answer would race with the front
-	 * server reusing it at once); after that it is closed. */
-	if (!peer_keep || (stop_requested && lfd < 0)) {
-		conn_close(c);
-		return;
-	}
-	c->served++;
-	c->deadline = clock_ms() + cf->timeout * 1000;
-}
-
 /*
- * Looks at what a connection has sent. hup: the peer has shut down its
- * side, so what is buffered is all that will ever come. Returns 1 when the
- * connection is still open and waiting for bytes, 0 when it was closed.
+ * The response is whole: the next request may be read, or the connection
+ * ends. Returns 0, or -1 when the connection was closed.
  */
 static int
-conn_service(struct conn *c, int hup)
+response_done(struct server *s, struct conn *c)
 {
-	const char *why;
-	size_t used;
-	ssize_t n;
-
-	for (;;) {
-		n = recv(c->fd, peekbuf, sizeof(peekbuf), MSG_PEEK | MSG_DONTWAIT);
-		if (n == 0) {
-			conn_close(c);
-			return 0;
-		}
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK)
-				return 1;
-			conn_close(c);
-			return 0;
-		}
-		switch (guard_check(peekbuf, (size_t)n, &used, &why)) {
-		case GUARD_MORE:
-			if (hup) {
-				conn_close(c);
-				return 0;
-			}
-			return 1;
-		case GUARD_BAD:
-			log_warnx("peer: %s; connection closed", why);
-			stats_inc(ST_ERRORS);
-			conn_close(c);
-			return 0;
-		case GUARD_COMPLETE:
-			conn_request(c);
-			if (c->fd < 0)
-				return 0;
-			if (hup) {
-				conn_close(c);
-				return 0;
-			}
-			/* A kept connection: anything more is the next
-			 * request, which arrives later; back to epoll. */
-			return 1;
-		}
-	}
-}
-
-static void
-conn_watch(struct conn *c)
-{
+	body_release(c);
 	/*
-	 * Edge-triggered: a connection holding half a request keeps its
-	 * bytes in the socket (we only peek), so a level-triggered watch
-	 * would wake us for it again and again. Each arrival of new bytes
-	 * is an edge; that is the only time the guard can change its mind.
+	 * Once stopping, a kept connection still serves through the grace
+	 * period (closing it after each answer would race with the front
+	 * server reusing it at once); after that it is closed.
 	 */
-	struct epoll_event ev = {
-		.events = EPOLLIN | EPOLLRDHUP | EPOLLET,
-		.data.fd = c->fd,
-	};
-
-	if (c->in_epoll)
-		return;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, c->fd, &ev) == -1) {
-		log_warn("epoll_ctl");
-		conn_close(c);
-		return;
+	if (c->close_after || (s->stopping && s->lw.fd < 0)) {
+		if (c->drop_input) {
+			/* The peer may still be sending the body we refused:
+			 * closing now could reset the connection before it
+			 * reads the answer (TCP discards it on RST). Say we
+			 * are done and drop what comes, for --timeout at most. */
+			shutdown(c->w.fd, SHUT_WR);
+			c->state = CONN_LINGER;
+			return 0;
+		}
+		if (c->ilen > c->ioff)
+			log_warnx("peer: %zu bytes after a request on a connection to "
+			    "be closed (%s); dropped", c->ilen - c->ioff,
+			    c->close_after ? "no FCGI_KEEP_CONN" : "stopping");
+		conn_close(s, c);
+		return -1;
 	}
-	c->in_epoll = 1;
+	c->served++;
+	c->state = CONN_READ;
+	c->in_body = 0;
+	fcgi_in_next_request(&c->in);
+	return 0;
 }
 
 /*
- * Accepts one connection and registers it. Returns it, or NULL with *done
- * set when the queue is empty or accept failed, or NULL alone when this
- * peer was refused (try the next one).
+ * Sends what the socket takes. Returns 1 on progress (bytes sent, or the
+ * response finished), 0 when it must wait for EPOLLOUT, -1 when the
+ * connection was closed.
+ */
+static int
+conn_flush(struct server *s, struct conn *c)
+{
+	size_t sent;
+
+	switch (out_send(&c->out, c->w.fd, &sent)) {
+	case OUT_DONE:
+		conn_touch(c);
+		return response_done(s, c) == -1 ? -1 : 1;
+	case OUT_AGAIN:
+		if (sent == 0)
+			return 0;
+		conn_touch(c);
+		return 1;
+	case OUT_FAIL:
+		break;
+	}
+	/* The peer went away, or a streamed file shrank: end the connection
+	 * without END_REQUEST so the front server sees the truncation
+	 * instead of a short body. */
+	if (c->out.file_error)
+		log_warnx("an avatar file shrank while it was sent; response cut");
+	stats_inc(ST_ERRORS);
+	conn_close(s, c);
+	return -1;
+}
+
+/*
+ * The response is queued: first try to send it whole, then take a copy of
+ * what the cache lent and the socket did not take. Returns -1 when the
+ * connection was closed.
+ */
+static int
+respond(struct server *s, struct conn *c, int close_after)
+{
+	c->state = CONN_WRITE;
+	c->close_after = close_after;
+	if (out_end(&c->out) == -1) {
+		stats_inc(ST_ERRORS);
+		conn_close(s, c);
+		return -1;
+	}
+	if (conn_flush(s, c) == -1)
+		return -1;
+	if (c->state == CONN_WRITE && out_keep(&c->out) == -1) {
+		log_warn("response copy");
+		stats_inc(ST_ERRORS);
+		conn_close(s, c);
+		return -1;
+	}
+	return 0;
+}
+
+/* A body over --upload-max: 413 now, then the connection closes. */
+static int
+too_large(struct server *s, struct conn *c)
+{
+	static const char msg[] = "request body too large\n";
+	struct sink sk;
+
+	log_info("request body over --upload-max (%llu bytes): 413, connection closed",
+	    (unsigned long long)s->cf->upload_max);
+	stats_inc(ST_REQUESTS);
+	out_begin(&c->out, c->in.id);
+	sk = out_sink(&c->out);
+	c->drop_input = 1;
+	body_release(c);
+	if (resp_plain(s->cf, &c->req, RESP_PAYLOAD_TOO_LARGE, "text/plain", "no-store",
+	    msg, sizeof(msg) - 1, &sk) == -1) {
+		conn_close(s, c);
+		return -1;
+	}
+	return respond(s, c, 1);
+}
+
+/* PARAMS are whole: the request parser takes what it needs of them. */
+static int
+on_params(struct server *s, struct conn *c)
+{
+	struct req_params p;
+	size_t pos = 0, nlen, vlen;
+	const char *name, *value;
+	uint64_t clen;
+
+	c->in_body = 1;
+	conn_touch(c);
+	memset(&p, 0, sizeof(p));
+	while (fcgi_in_param(&c->in, &pos, &name, &nlen, &value, &vlen))
+		req_params_set(&p, name, nlen, value, vlen);
+	req_parse(&p, &c->req);
+
+	body_release(c);
+	/* Only an upload's body is kept; any other is read and dropped. */
+	c->keep_body = c->req.method == REQ_PUT;
+	if (c->req.content_length_state == REQ_OK) {
+		clen = (uint64_t)c->req.content_length;
+		if (clen > s->cf->upload_max)
+			return too_large(s, c);
+		if (c->keep_body && clen > 0) {
+			/* The whole body at once when its size is known. */
+			if ((c->body = malloc((size_t)clen)) != NULL)
+				c->body_cap = (size_t)clen;
+		}
+	}
+	return 0;
+}
+
+/* A piece of the body: kept (PUT) or counted and dropped. */
+static int
+on_stdin(struct server *s, struct conn *c, const unsigned char *p, size_t n)
+{
+	if (c->body_len + n > s->cf->upload_max)
+		return too_large(s, c);
+	if (c->keep_body) {
+		if (c->body_len + n > c->body_cap) {
+			size_t cap = c->body_cap ? c->body_cap : 64 * 1024;
+			unsigned char *nb;
+
+			while (cap < c->body_len + n)
+				cap *= 2;
+			if (cap > s->cf->upload_max)
+				cap = (size_t)s->cf->upload_max;
+			if ((nb = realloc(c->body, cap)) == NULL) {
+				log_warn("request body");
+				conn_close(s, c);
+				return -1;
+			}
+			c->body = nb;
+			c->body_cap = cap;
+		}
+		memcpy(c->body + c->body_len, p, n);
+	}
+	c->body_len += n;
+	return 0;
+}
+
+/* The request is whole: run it. */
+static int
+on_end(struct server *s, struct conn *c)
+{
+	struct req *r = &c->req;
+	struct sink sk;
+	int st;
+
+	r->body = c->keep_body ? c->body : NULL;
+	r->body_len = c->keep_body ? (size_t)c->body_len : 0;
+	out_begin(&c->out, c->in.id);
+	sk = out_sink(&c->out);
+	st = handler_run(s->cf, r, &sk);
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_request(r, st);
+	if (st < 0) {
+		stats_inc(ST_ERRORS);
+		conn_close(s, c);
+		return -1;
+	}
+	return respond(s, c, !c->in.keep_conn);
+}
+
+/* FCGI_ABORT_REQUEST: END_REQUEST answers it, whatever was under way. */
+static int
+on_abort(struct server *s, struct conn *c)
+{
+	if (c->state == CONN_WRITE) {
+		out_abort(&c->out);
+		return 0;
+	}
+	out_begin(&c->out, c->in.id);
+	return respond(s, c, !c->in.keep_conn);
+}
+
+/*
+ * Feeds the buffered bytes to the parser and acts on each event. Returns
+ * 1 on progress, 0 when it needs more bytes (or the response to finish),
+ * -1 when the connection was closed.
+ */
+static int
+conn_parse(struct server *s, struct conn *c)
+{
+	int progress = 0, r = 0;
+
+	while (c->ioff < c->ilen && !c->drop_input &&
+	    (c->state == CONN_READ || c->state == CONN_WRITE)) {
+		struct fcgi_in_event ev;
+		size_t used = fcgi_in_feed(&c->in, c->ibuf + c->ioff, c->ilen - c->ioff, &ev);
+
+		c->ioff += used;
+		if (used > 0)
+			progress = 1;
+		switch (ev.type) {
+		case FCGI_IN_MORE:
+			return progress;
+		case FCGI_IN_BAD:
+			log_warnx("peer: %s; connection closed", ev.why);
+			stats_inc(ST_ERRORS);
+			conn_close(s, c);
+			return -1;
+		case FCGI_IN_PARAMS:
+			r = on_params(s, c);
+			break;
+		case FCGI_IN_STDIN:
+			r = on_stdin(s, c, ev.data, ev.len);
+			break;
+		case FCGI_IN_END:
+			r = on_end(s, c);
+			break;
+		case FCGI_IN_ABORT:
+			r = on_abort(s, c);
+			break;
+		}
+		if (r == -1)
+			return -1;
+		progress = 1;
+	}
+	if (c->drop_input)
+		c->ioff = c->ilen;
+	return progress;
+}
+
+/*
+ * Reads what the socket has, as far as the buffer has room. Returns 1 on
+ * progress (bytes, or the end of input), 0 when there is nothing to read
+ * now, -1 when the connection failed.
+ */
+static int
+conn_fill(struct server *s, struct conn *c)
+{
+	for (;;) {
+		unsigned char *dst;
+		size_t room;
+		ssize_t n;
+
+		if (c->eof || !c->can_read)
+			return 0;
+		if (c->drop_input) {
+			dst = s->drop;
+			room = sizeof(s->drop);
+		} else {
+			if (c->ibuf == NULL && (c->ibuf = malloc(IN_BUF)) == NULL)
+				return -1;
+			/* What the parser has not taken moves to the front. */
+			if (c->ioff > 0) {
+				memmove(c->ibuf, c->ibuf + c->ioff, c->ilen - c->ioff);
+				c->ilen -= c->ioff;
+				c->ioff = 0;
+			}
+			dst = c->ibuf + c->ilen;
+			room = IN_BUF - c->ilen;
+			if (room == 0)
+				return 0;	/* can_read stays set: read after parsing */
+		}
+		n = recv(c->w.fd, dst, room, MSG_DONTWAIT);
+		if (n > 0) {
+			/* Bytes of a request's head do not extend its time,
+			 * nor do those dropped after an early answer. */
+			if (c->in_body && c->state != CONN_LINGER)
+				conn_touch(c);
+			if (!c->drop_input) {
+				c->ilen += (size_t)n;
+				return 1;
+			}
+			continue;
+		}
+		if (n == 0) {
+			c->eof = 1;
+			return 1;
+		}
+		if (errno == EINTR)
+			continue;
+		if (errno == EAGAIN || errno == EWOULDBLOCK) {
+			c->can_read = 0;
+			return 0;
+		}
+		return -1;
+	}
+}
+
+/*
+ * Moves a connection as far as it can go without waiting: send, read,
+ * parse, answer, and again, until nothing changes; then leaves it to epoll.
+ */
+static void
+conn_run(struct server *s, struct conn *c)
+{
+	for (;;) {
+		int progress = 0, r;
+
+		if (c->state == CONN_WRITE) {
+			if ((r = conn_flush(s, c)) == -1)
+				return;
+			progress |= r;
+		}
+		if ((r = conn_fill(s, c)) == -1) {
+			conn_close(s, c);
+			return;
+		}
+		progress |= r;
+		if ((r = conn_parse(s, c)) == -1)
+			return;
+		progress |= r;
+		if (!progress)
+			break;
+	}
+	/* At the end of input, a connection that is not answering is done:
+	 * what it holds is an unfinished request that can never finish. */
+	if (c->eof && (c->state == CONN_READ || c->state == CONN_LINGER)) {
+		conn_close(s, c);
+		return;
+	}
+	(void)conn_watch(s, c);
+}
+
+static void
+conn_event(struct server *s, struct conn *c, uint32_t events)
+{
+	if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR))
+		c->can_read = 1;
+	conn_run(s, c);
+}
+
+/*
+ * Accepts one connection. Returns it, or NULL with *done set when the
+ * queue is empty or accept failed, or NULL alone when this peer was
+ * refused (try the next one).
  */
 static struct conn *
-accept_conn(int *done)
+accept_conn(struct server *s, int *done)
 {
 	struct sockaddr_storage ss;
 	socklen_t sslen = sizeof(ss);
@@ -273,7 +607,7 @@ accept_conn(int *done)
 	int fd;
 
 	*done = 0;
-	fd = accept4(lfd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC | SOCK_NONBLOCK);
+	fd = accept4(s->lw.fd, (struct sockaddr *)&ss, &sslen, SOCK_CLOEXEC | SOCK_NONBLOCK);
 	if (fd == -1) {
 		if (errno == EINTR || errno == ECONNABORTED)
 			return NULL;
@@ -294,62 +628,55 @@ accept_conn(int *done)
 		close(fd);
 		return NULL;
 	}
-	if ((c = conn_slot(fd)) == NULL) {
+	if ((c = conn_new(s, fd)) == NULL) {
+		log_warn("connection");
 		close(fd);
 		return NULL;
 	}
-	c->fd = fd;
-	c->in_epoll = 0;
-	c->served = 0;
-	c->deadline = clock_ms() + cf->timeout * 1000;
-	nconns++;
 	return c;
 }
 
 static void
-accept_some(void)
+accept_some(struct server *s)
 {
 	for (int i = 0; i < ACCEPT_BATCH; i++) {
 		int done;
-		struct conn *c = accept_conn(&done);
+		struct conn *c = accept_conn(s, &done);
 
 		if (done)
 			return;
 		/* The front server usually writes its request right after
-		 * connecting: try it now and skip epoll when it is done. */
-		if (c != NULL && conn_service(c, 0))
-			conn_watch(c);
+		 * connecting: serve it now; epoll only if it must wait. */
+		if (c != NULL)
+			conn_run(s, c);
 	}
 }
 
-/* Closes connections past their deadline: idle kept ones and peers that
- * never finished a request (slowloris). */
+/* Closes connections that made no progress for --timeout: idle kept ones,
+ * peers that never finished a request (slowloris), readers that stopped. */
 static void
-sweep(int64_t now)
+sweep(struct server *s, int64_t now)
 {
-	for (size_t i = 0; i < nconns_cap; i++) {
-		struct conn *c = &conns[i];
+	int64_t limit = s->cf->timeout * 1000;
+	struct conn *c, *next;
 
-		if (c->fd < 0 || c->deadline > now)
+	for (c = s->conns; c != NULL; c = next) {
+		next = c->next;
+		if (now - c->last_active < limit)
 			continue;
-		conn_close(c);
+		if (c->state == CONN_WRITE) {
+			log_warnx("peer took no byte for %lld s; response cut",
+			    (long long)s->cf->timeout);
+			stats_inc(ST_ERRORS);
+		}
+		conn_close(s, c);
 	}
 }
 
-/*
- * After a stop request a worker goes on accepting and serving for this
- * long, answering each request with a closed connection. Workers are told
- * to stop together, and the listening socket lives until its last holder
- * closes it: had the first worker stopped accepting at once, connections
- * arriving meanwhile would queue behind a socket nobody accepts from and be
- * reset when the last copy closed. Each worker ends its grace period with
- * a last accept of whatever is queued, then closes its copy.
- */
-#define STOP_GRACE_MS 500
-
 static void
-stop_listening(void)
+stop_listening(struct server *s)
 {
+	struct conn *first = NULL;
 	int n = 0;
 
 	/*
@@ -360,24 +687,26 @@ stop_listening(void)
 	 */
 	for (;;) {
 		int done;
+		struct conn *c = accept_conn(s, &done);
 
-		if (accept_conn(&done) != NULL)
+		if (c != NULL) {
 			n++;
-		else if (done)
+			if (first == NULL)
+				first = c;
+		} else if (done) {
 			break;
-	}
-	epoll_ctl(epfd, EPOLL_CTL_DEL, lfd, NULL);
-	close(lfd);
-	lfd = -1;
-	/* Now serve them; epoll reports the ones whose bytes are already in. */
-	for (size_t i = 0; i < nconns_cap && n > 0; i++) {
-		struct conn *c = &conns[i];
-
-		if (c->fd >= 0 && !c->in_epoll && c->served == 0) {
-			n--;
-			if (conn_service(c, 0))
-				conn_watch(c);
 		}
+	}
+	epoll_ctl(s->epfd, EPOLL_CTL_DEL, s->lw.fd, NULL);
+	close(s->lw.fd);
+	s->lw.fd = -1;
+	/* New connections are at the head of the list, the first taken
+	 * last; serve them oldest first. */
+	for (struct conn *c = first; c != NULL && n > 0; n--) {
+		struct conn *prev = c->prev;
+
+		conn_run(s, c);
+		c = prev;
 	}
 }
 
@@ -386,131 +715,198 @@ stop_listening(void)
  * grace period. The front server may be writing a request into one at this
  * very moment; nginx retries a request that fails on a cached connection,
  * but on a pool that is going away the retry has nowhere to go. During the
- * grace period every request on a kept connection is still served (and its
- * connection closed after the answer), so the idle ones left by then are
- * the ones the front server is not using. A connection that has not sent
- * its first request is never closed here: the front server connected to
- * send one; it gets until its deadline like any other.
+ * grace period every request on a kept connection is still served, so the
+ * idle ones left by then are the ones the front server is not using. A
+ * connection that has not sent its first request is never closed here: the
+ * front server connected to send one; it gets --timeout like any other.
  */
 static void
-close_idle_kept(void)
+close_idle_kept(struct server *s)
 {
-	for (size_t i = 0; i < nconns_cap; i++) {
-		struct conn *c = &conns[i];
+	struct conn *c, *next;
+
+	for (c = s->conns; c != NULL; c = next) {
+		unsigned char b;
 		ssize_t n;
 
-		if (c->fd < 0 || c->served == 0)
+		next = c->next;
+		if (c->served == 0 || c->state != CONN_READ || c->ilen > c->ioff ||
+		    c->in.id != 0)
 			continue;
-		n = recv(c->fd, peekbuf, 1, MSG_PEEK | MSG_DONTWAIT);
+		n = recv(c->w.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 		if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
-			conn_close(c);
+			conn_close(s, c);
 	}
 }
 
-int
-server_run(const struct conf *c, int listen_fd)
+/* SIGTERM or SIGINT: start the stop sequence. */
+static void
+read_signals(struct server *s)
 {
-	struct epoll_event ev, evs[MAX_EVENTS];
+	struct signalfd_siginfo si;
+
+	while (read(s->sw.fd, &si, sizeof(si)) == (ssize_t)sizeof(si)) {
+		if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !s->stopping) {
+			s->stopping = 1;
+			s->grace_end = clock_ms() + STOP_GRACE_MS;
+			s->stop_deadline = s->grace_end + s->cf->timeout * 1000 + 1000;
+		}
+	}
+}
+
+static int
+watch_fd(struct server *s, struct watch *w, uint32_t events)
+{
+	struct epoll_event ev = { .events = events, .data.ptr = w };
+
+	return epoll_ctl(s->epfd, EPOLL_CTL_ADD, w->fd, &ev);
+}
+
+/*
+ * Dispositions first, so that nothing can stop this process from here on
+ * but SIGTERM, SIGINT (both read from the signalfd) and SIGKILL. This also
+ * holds when the worker runs alone (--workers 0). Returns 0, or -1.
+ */
+static int
+server_setup(struct server *s, const struct conf *cf, int listen_fd)
+{
 	struct sigaction sa;
 	struct rlimit rl;
-	sigset_t block, waitmask;
-	int64_t last_sweep = clock_ms(), stop_deadline = 0, grace_end = 0;
+	sigset_t stop;
+	static const int ignored[] = { SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE };
 
-	cf = c;
-	lfd = listen_fd;
+	memset(s, 0, sizeof(*s));
+	s->cf = cf;
+	s->epfd = s->sw.fd = -1;
+	s->lw.kind = W_LISTEN;
+	s->lw.fd = listen_fd;
+	s->sw.kind = W_SIGNAL;
 
+	sigemptyset(&stop);
+	sigaddset(&stop, SIGTERM);
+	sigaddset(&stop, SIGINT);
+	sigprocmask(SIG_BLOCK, &stop, NULL);
 	memset(&sa, 0, sizeof(sa));
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGINT, &sa, NULL);
-	/* SIGHUP is the supervisor's (it replaces workers with SIGTERM); a
-	 * hangup sent to the whole process group must not stop them all. */
 	sa.sa_handler = SIG_IGN;
-	sigaction(SIGHUP, &sa, NULL);
-	sigaction(SIGPIPE, &sa, NULL);
-	/* Signals arrive only inside epoll_pwait, so a stop request can
-	 * never fall between a check of the flag and the wait. */
-	sigemptyset(&block);
-	sigaddset(&block, SIGTERM);
-	sigaddset(&block, SIGINT);
-	sigprocmask(SIG_BLOCK, &block, &waitmask);
-	sigdelset(&waitmask, SIGTERM);
-	sigdelset(&waitmask, SIGINT);
+	sigemptyset(&sa.sa_mask);
+	for (size_t i = 0; i < sizeof(ignored) / sizeof(ignored[0]); i++)
+		sigaction(ignored[i], &sa, NULL);
 
 	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
 		rl.rlim_cur = rl.rlim_max;
 		(void)setrlimit(RLIMIT_NOFILE, &rl);
 	}
-	if (FCGX_Init() != 0 || FCGX_InitRequest(&req, -1, 0) != 0) {
-		log_errx("libfcgi initialisation failed");
-		return 1;
+	if ((s->sw.fd = signalfd(-1, &stop, SFD_NONBLOCK | SFD_CLOEXEC)) == -1) {
+		log_err("signalfd");
+		return -1;
 	}
-	/* libfcgi installs its own handlers in FCGX_Init; ours win. */
-	sa.sa_handler = SIG_IGN;
-	sigaction(SIGPIPE, &sa, NULL);
-	sa.sa_handler = on_stop;
-	sigaction(SIGTERM, &sa, NULL);
-	sigaction(SIGUSR1, &sa, NULL);
-
-	if ((epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
+	if ((s->epfd = epoll_create1(EPOLL_CLOEXEC)) == -1) {
 		log_err("epoll_create1");
-		return 1;
+		return -1;
 	}
-	(void)fcntl(lfd, F_SETFL, fcntl(lfd, F_GETFL) | O_NONBLOCK);
+	(void)fcntl(listen_fd, F_SETFL, fcntl(listen_fd, F_GETFL) | O_NONBLOCK);
 	/* EPOLLEXCLUSIVE: a new connection wakes one idle worker, not all. */
-	ev.events = EPOLLIN | EPOLLEXCLUSIVE;
-	ev.data.fd = lfd;
-	if (epoll_ctl(epfd, EPOLL_CTL_ADD, lfd, &ev) == -1) {
-		log_err("epoll_ctl listen");
-		return 1;
+	if (watch_fd(s, &s->lw, EPOLLIN | EPOLLEXCLUSIVE) == -1 ||
+	    watch_fd(s, &s->sw, EPOLLIN) == -1) {
+		log_err("epoll_ctl");
+		return -1;
 	}
+	return 0;
+}
+
+/*
+ * One step of the stop sequence, before each wait. Returns the wait's
+ * timeout in ms, or -2 when the worker may return.
+ */
+static int
+stop_step(struct server *s)
+{
+	int64_t t = clock_ms();
+
+	if (s->lw.fd >= 0 && t >= s->grace_end) {
+		stop_listening(s);
+		close_idle_kept(s);
+	}
+	if (s->lw.fd < 0 && s->nconns == 0)
+		return -2;
+	if (t > s->stop_deadline) {
+		log_warnx("stopping with %zu connections unfinished", s->nconns);
+		return -2;
+	}
+	return s->lw.fd >= 0 ? (int)(s->grace_end - t) + 1 : 200;
+}
+
+static int
+server_loop(struct server *s)
+{
+	struct epoll_event evs[MAX_EVENTS];
+	int64_t last_sweep = clock_ms();
 
 	for (;;) {
-		int n, timeout = nconns ? 500 : -1;
+		int n, timeout = s->nconns ? SWEEP_MS : -1;
 		int64_t now;
 
-		if (stop_requested && grace_end == 0 && lfd >= 0) {
-			grace_end = clock_ms() + STOP_GRACE_MS;
-			stop_deadline = grace_end + c->timeout * 1000 + 1000;
-		}
-		if (grace_end != 0) {
-			int64_t t = clock_ms();
-
-			if (lfd >= 0 && t >= grace_end) {
-				stop_listening();
-				close_idle_kept();
-			}
-			if (lfd < 0 && nconns == 0)
-				break;
-			if (t > stop_deadline) {
-				log_warnx("stopping with %zu connections unfinished", nconns);
-				break;
-			}
-			timeout = lfd >= 0 ? (int)(grace_end - t) + 1 : 200;
-		}
-		n = epoll_pwait(epfd, evs, MAX_EVENTS, timeout, &waitmask);
+		if (s->stopping && (timeout = stop_step(s)) == -2)
+			return 0;
+		n = epoll_wait(s->epfd, evs, MAX_EVENTS, timeout);
 		if (n == -1 && errno != EINTR) {
-			log_err("epoll_pwait");
+			log_err("epoll_wait");
 			return 1;
 		}
 		for (int i = 0; i < n; i++) {
-			int fd = evs[i].data.fd;
+			struct watch *w = evs[i].data.ptr;
 
-			if (fd == lfd) {
-				if (lfd >= 0)
-					accept_some();
-				continue;
+			switch (w->kind) {
+			case W_LISTEN:
+				if (s->lw.fd >= 0)
+					accept_some(s);
+				break;
+			case W_SIGNAL:
+				read_signals(s);
+				break;
+			case W_CONN:
+				conn_event(s, (struct conn *)w, evs[i].events);
+				break;
 			}
-			if ((size_t)fd < nconns_cap && conns[fd].fd == fd)
-				(void)conn_service(&conns[fd], (evs[i].events &
-				    (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
 		}
 		now = clock_ms();
-		if (nconns && now - last_sweep >= 500) {
-			sweep(now);
+		if (s->nconns && now - last_sweep >= SWEEP_MS) {
+			sweep(s, now);
 			last_sweep = now;
 		}
 	}
-	close(epfd);
-	return 0;
+}
+
+static void
+server_teardown(struct server *s)
+{
+	struct conn *c;
+
+	while (s->conns != NULL)
+		conn_close(s, s->conns);
+	while ((c = s->spare) != NULL) {
+		s->spare = c->next;
+		out_free(&c->out);
+		fcgi_in_free(&c->in);
+		free(c->ibuf);
+		free(c);
+	}
+	if (s->lw.fd >= 0)
+		close(s->lw.fd);
+	if (s->sw.fd >= 0)
+		close(s->sw.fd);
+	if (s->epfd >= 0)
+		close(s->epfd);
+}
+
+int
+server_run(const struct conf *cf, int listen_fd)
+{
+	struct server s;
+	int rc = 1;
+
+	if (server_setup(&s, cf, listen_fd) == 0)
+		rc = server_loop(&s);
+	server_teardown(&s);
+	return rc;
 }

@@ -7,8 +7,10 @@
 # connections at once. After every attack, and during the ones that hold
 # connections open, a good request must be answered 200; the attack itself
 # must be refused (connection closed) without any worker dying: the pool's
-# pid list stays the same and the log has no restart line. Then kill -9 of a
-# worker: it is replaced and requests are still answered.
+# pid list stays the same and the log has no restart line. An
+# ABORT_REQUEST is answered (END_REQUEST), and a body over --upload-max
+# gets its 413 and a closed connection. Then kill -9 of a worker: it is
+# replaced and requests are still answered.
 use strict;
 use warnings;
 use lib 'tests/lib';
@@ -28,8 +30,9 @@ my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('p' x 300) . $IEND;
 write_file("$dir/1000.png", $PNG);
 write_file("$dir/-1.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('d' x 50) . $IEND);
 
-# A short --timeout so idle and slow peers are cut within the test's waits.
-my $r = start(dir => $dir, args => [ '--workers', '2', '--timeout', '2' ]);
+# A short --timeout so idle and slow peers are cut within the test's waits;
+# --upload-max below the 1 MiB of the big-stdin attack.
+my $r = start(dir => $dir, args => [ '--workers', '2', '--timeout', '2', '--upload-max', '512K' ]);
 
 sub workers {
     my $f = "/proc/$r->{pid}/task/$r->{pid}/children";
@@ -45,8 +48,9 @@ my $pool = workers();
 
 # attack, what its output line must match (the good requests' "ping=200"
 # fields are checked for every case), the log line it must leave ('' for
-# none required).
+# none required; a plain string is a "peer: ...; connection closed" warning).
 my $REFUSED = qr/ reaction=(?:closed|reset|closed-while-sending) /;
+my $ANSWERED = qr/ reaction=reply-closed /;
 my @cases = (
   [ 'ping',            qr/^attack=ping ping=200 body=328$/,                       '' ],
   [ 'params-overflow', $REFUSED,                                                  'malformed PARAMS lengths' ],
@@ -68,10 +72,10 @@ my @cases = (
   [ 'authorizer',      $REFUSED,                                                  'role is not RESPONDER' ],
   [ 'request-id-0',    $REFUSED,                                                  'management record' ],
   [ 'multiplex',       $REFUSED,                                                  'unexpected record in PARAMS' ],
-  [ 'abort',           $REFUSED,                                                  'unexpected record in PARAMS' ],
-  [ 'big-params',      $REFUSED,                                                  'request larger than 64 KiB' ],
-  [ 'many-params',     $REFUSED,                                                  'request larger than 64 KiB' ],
-  [ 'big-stdin',       $REFUSED,                                                  'request larger than 64 KiB' ],
+  [ 'abort',           $ANSWERED,                                                 '' ],
+  [ 'big-params',      $REFUSED,                                                  'PARAMS larger than 64 KiB' ],
+  [ 'many-params',     $REFUSED,                                                  'PARAMS larger than 64 KiB' ],
+  [ 'big-stdin',       $ANSWERED,                                                 qr/info: request body over --upload-max \(524288 bytes\): 413, connection closed/ ],
   [ 'empty-records',   $REFUSED,                                                  'unexpected record in PARAMS' ],
   [ 'garbage',         $REFUSED,                                                  '' ],
   [ 'idle',            qr/ held=1 ping=200 .* closed=1 /,                         '' ],
@@ -94,7 +98,8 @@ for my $c (@cases) {
     unlike($out, qr/ping=(?!200)/, "$attack: every good request got 200");
     if ($logged ne '') {
         my $new = substr(log_text(), $before);
-        like($new, qr/warn: peer: (?:$logged); connection closed/, "$attack: refusal logged");
+        my $want_log = ref $logged ? $logged : qr/warn: peer: (?:\Q$logged\E); connection closed/;
+        like($new, $want_log, "$attack: refusal logged");
     }
     is(workers(), $pool, "$attack: no worker died (pool $pool)");
 }

@@ -1,9 +1,9 @@
 #!/usr/bin/perl
-# Regression inputs for the record guard (issue 5, item 8): every file in
+# Regression inputs for the record parser (issue 5, item 8): every file in
 # tests/corpus/fcgi-regress/*.bin (the libfcgi crash records, and any input
 # a fuzzer found) is sent raw to a pooled responder, and a good request
 # must be answered while the attacking connection is still open and after
-# it; no worker may die. Each file is also run once through the fuzz_guard
+# it; no worker may die. Each file is also run once through the fuzz_fcgi_in
 # libFuzzer target when clang can build it.
 use strict;
 use warnings;
@@ -38,9 +38,9 @@ is(stop($r), 0, 'SIGTERM: exit 0');
 unlike($r->{log_text}, qr/AddressSanitizer|runtime error|restarting/, 'no sanitizer report, no restart');
 
 SKIP: {
-    skip 'clang cannot build build/fuzz_guard here', 1
-        unless system('make -s build/fuzz_guard >/dev/null 2>&1') == 0;
-    my $out = `build/fuzz_guard @files 2>&1`;
-    is($? >> 8, 0, 'fuzz_guard runs every regression input without a finding') or diag $out;
+    skip 'clang cannot build build/fuzz_fcgi_in here', 1
+        unless system('make -s build/fuzz_fcgi_in >/dev/null 2>&1') == 0;
+    my $out = `build/fuzz_fcgi_in @files 2>&1`;
+    is($? >> 8, 0, 'fuzz_fcgi_in runs every regression input without a finding') or diag $out;
 }
 done_testing();

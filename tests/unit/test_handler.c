@@ -35,6 +35,18 @@ mem_write(void *ctx, const void *buf, size_t len)
 	return 0;
 }
 
+/* The sink's file method: the whole file into the captured output. */
+static int
+mem_file(void *ctx, int fd, uint64_t size)
+{
+	(void)ctx;
+	if (outlen + size > sizeof(out) ||
+	    pread(fd, out + outlen, (size_t)size, 0) != (ssize_t)size)
+		return -1;
+	outlen += (size_t)size;
+	return 0;
+}
+
 /* Real images: the read path refuses files cut short (sniff_whole). */
 #define PNG IMG_PNG
 #define JPG IMG_JPEG
@@ -74,7 +86,7 @@ run_with(const char *method, const char *uri, const char *inm, const char *ims,
 {
 	static struct req_params p;
 	struct req r;
-	struct sink s = { mem_write, mem_write, NULL };
+	struct sink s = { .write = mem_write, .body = mem_write, .file = mem_file };
 
 	memset(&p, 0, sizeof(p));
 	set(&p, "REQUEST_METHOD", method);
