@@ -3,16 +3,23 @@
  * more responder requests over a unix or TCP socket and prints the STDOUT
  * stream of each response; STDERR records go to stderr.
  *
- *   fcgi-client [-k N] [-t SECONDS] [-b BODYFILE] SOCKET NAME=VALUE ...
+ *   fcgi-client [-k N] [-t SECONDS] [-b BODYFILE] [-r RATE] [-B BYTES] [-a]
+ *               SOCKET NAME=VALUE ...
  *
  * -k N   send N requests one after another on one connection with
  *        FCGI_KEEP_CONN set (as nginx fastcgi_keep_conn does)
  * -t S   give up after S seconds without a byte (exit 3)
  * -b F   send the contents of F as FCGI_STDIN
+ * -r R   read the response at R bytes a second at most (a slow reader)
+ * -B N   SO_RCVBUF and SO_SNDBUF of N bytes, set before connecting
+ * -a     write as Apache's mod_proxy_fcgi does: a non-blocking socket,
+ *        and a wait for POLLOUT (at most -t seconds) before each write;
+ *        a peer that never drains the socket makes this time out (exit 3)
  * Exit: 0 every request ended with END_REQUEST; 1 the connection ended
  * first; 2 usage or connect error; 3 timeout.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
 #include <stdio.h>
@@ -20,9 +27,49 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
+#include <time.h>
 #include <unistd.h>
 
 static int timeout_ms = 10000;
+static long rate;		/* -r: bytes a second, 0 for no limit */
+static int sockbuf;		/* -B */
+static int apache;		/* -a */
+static long long got_total;	/* bytes read, for the rate limit */
+static struct timespec started;
+
+static double
+since_start(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - started.tv_sec) +
+	    (double)(now.tv_nsec - started.tv_nsec) / 1e9;
+}
+
+/* Sleeps until the bytes read so far are within the rate. */
+static void
+throttle(void)
+{
+	double due;
+
+	if (rate <= 0)
+		return;
+	due = (double)got_total / (double)rate - since_start();
+	if (due > 0)
+		usleep((useconds_t)(due * 1e6));
+}
+
+/* Small socket buffers make a slow reader, or a peer that does not drain
+ * the socket, show at once. */
+static void
+set_bufs(int fd)
+{
+	if (sockbuf > 0) {
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &sockbuf, sizeof(sockbuf));
+		setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sockbuf, sizeof(sockbuf));
+	}
+}
 
 static int
 connect_to(const char *spec)
@@ -37,6 +84,7 @@ connect_to(const char *spec)
 		strcpy(sun.sun_path, spec);
 		if ((fd = socket(AF_UNIX, SOCK_STREAM, 0)) == -1)
 			return -1;
+		set_bufs(fd);
 		if (connect(fd, (struct sockaddr *)&sun, sizeof(sun)) == -1) {
 			close(fd);
 			return -1;
@@ -59,6 +107,8 @@ connect_to(const char *spec)
 		if (getaddrinfo(host, colon + 1, &hints, &res) != 0)
 			return -1;
 		fd = socket(res->ai_family, SOCK_STREAM, 0);
+		if (fd != -1)
+			set_bufs(fd);
 		if (fd != -1 && connect(fd, res->ai_addr, res->ai_addrlen) == -1) {
 			close(fd);
 			fd = -1;
@@ -115,16 +165,22 @@ read_full(int fd, unsigned char *p, size_t n)
 
 	while (got < n) {
 		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		size_t want = n - got;
 		ssize_t r;
 
+		/* A slow reader takes small bites, so the rate holds. */
+		if (rate > 0 && want > 4096)
+			want = 4096;
+		throttle();
 		if (poll(&pfd, 1, timeout_ms) == 0)
 			return -3;
-		r = read(fd, p + got, n - got);
-		if (r == -1 && errno == EINTR)
+		r = read(fd, p + got, want);
+		if (r == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (r <= 0)
 			return -1;
 		got += (size_t)r;
+		got_total += r;
 	}
 	return 0;
 }
@@ -133,8 +189,18 @@ static int
 write_all(int fd, const unsigned char *p, size_t n)
 {
 	while (n > 0) {
-		ssize_t w = write(fd, p, n);
-		if (w == -1 && errno == EINTR)
+		ssize_t w;
+
+		if (apache) {
+			struct pollfd pfd = { .fd = fd, .events = POLLOUT };
+
+			if (poll(&pfd, 1, timeout_ms) == 0) {
+				fprintf(stderr, "fcgi-client: timeout waiting to write (POLLOUT)\n");
+				exit(3);
+			}
+		}
+		w = write(fd, p, n);
+		if (w == -1 && (errno == EINTR || errno == EAGAIN))
 			continue;
 		if (w <= 0)
 			return -1;
@@ -150,7 +216,7 @@ main(int argc, char **argv)
 	struct buf params = { 0 }, req = { 0 }, body = { 0 };
 	int ch, nreq = 1, keep = 0, fd, id = 1;
 
-	while ((ch = getopt(argc, argv, "k:t:b:")) != -1) {
+	while ((ch = getopt(argc, argv, "k:t:b:r:B:a")) != -1) {
 		switch (ch) {
 		case 'k':
 			nreq = atoi(optarg);
@@ -158,6 +224,15 @@ main(int argc, char **argv)
 			break;
 		case 't':
 			timeout_ms = atoi(optarg) * 1000;
+			break;
+		case 'r':
+			rate = atol(optarg);
+			break;
+		case 'B':
+			sockbuf = atoi(optarg);
+			break;
+		case 'a':
+			apache = 1;
 			break;
 		case 'b': {
 			FILE *f = fopen(optarg, "rb");
@@ -174,12 +249,13 @@ main(int argc, char **argv)
 			break;
 		}
 		default:
-			fprintf(stderr, "usage: fcgi-client [-k N] [-t S] [-b FILE] SOCKET NAME=VALUE...\n");
-			return 2;
+			goto usage;
 		}
 	}
 	if (optind >= argc || nreq < 1) {
-		fprintf(stderr, "usage: fcgi-client [-k N] [-t S] [-b FILE] SOCKET NAME=VALUE...\n");
+usage:
+		fprintf(stderr, "usage: fcgi-client [-k N] [-t S] [-b FILE] [-r RATE] [-B BYTES] [-a] "
+		    "SOCKET NAME=VALUE...\n");
 		return 2;
 	}
 	if ((fd = connect_to(argv[optind])) == -1) {
@@ -187,6 +263,9 @@ main(int argc, char **argv)
 		    strerror(errno));
 		return 2;
 	}
+	if (apache)
+		(void)fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+	clock_gettime(CLOCK_MONOTONIC, &started);
 	for (int i = optind + 1; i < argc; i++) {
 		const char *eq = strchr(argv[i], '=');
 		size_t nl, vl;
