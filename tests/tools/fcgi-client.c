@@ -22,6 +22,7 @@
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -216,6 +217,9 @@ main(int argc, char **argv)
 	struct buf params = { 0 }, req = { 0 }, body = { 0 };
 	int ch, nreq = 1, keep = 0, fd, id = 1;
 
+	/* A responder that refuses a request may close while it is being
+	 * written: that is an exit status here, not a death by SIGPIPE. */
+	signal(SIGPIPE, SIG_IGN);
 	while ((ch = getopt(argc, argv, "k:t:b:r:B:a")) != -1) {
 		switch (ch) {
 		case 'k':

@@ -192,18 +192,44 @@ good_params(struct buf *pb, const char *uri)
 	nv(pb, "HTTP_HOST", "localhost");
 }
 
+/* The good params as one PARAMS record. */
+static void
+good_params_rec(struct buf *b, unsigned id, const char *uri)
+{
+	struct buf pb = { 0 };
+
+	good_params(&pb, uri);
+	rec(b, FCGI_PARAMS, id, pb.p, pb.len);
+	free(pb.p);
+}
+
+/* One name-value pair as one PARAMS record. */
+static void
+pair_rec(struct buf *b, unsigned id, const char *name, const char *value)
+{
+	struct buf pb = { 0 };
+
+	nv(&pb, name, value);
+	rec(b, FCGI_PARAMS, id, pb.p, pb.len);
+	free(pb.p);
+}
+
+/* The good params, the end of PARAMS and an empty STDIN: what follows a
+ * BEGIN_REQUEST in a whole GET. */
+static void
+good_rest(struct buf *b, unsigned id, const char *uri)
+{
+	good_params_rec(b, id, uri);
+	rec(b, FCGI_PARAMS, id, NULL, 0);
+	rec(b, FCGI_STDIN, id, NULL, 0);
+}
+
 /* A whole good request: BEGIN, PARAMS, empty PARAMS, empty STDIN. */
 static void
 good_request(struct buf *b, unsigned id, const char *uri, unsigned flags)
 {
-	struct buf pb = { 0 };
-
 	begin(b, id, FCGI_RESPONDER, flags);
-	good_params(&pb, uri);
-	rec(b, FCGI_PARAMS, id, pb.p, pb.len);
-	rec(b, FCGI_PARAMS, id, NULL, 0);
-	rec(b, FCGI_STDIN, id, NULL, 0);
-	free(pb.p);
+	good_rest(b, id, uri);
 }
 
 /* Connects to PATH, HOST:PORT or [V6]:PORT; non-blocking if asked. */
@@ -600,25 +626,15 @@ a_unknown_type(struct buf *b)
 static void
 a_params_no_begin(struct buf *b)
 {
-	struct buf pb = { 0 };
-
-	good_params(&pb, good_uri);
-	rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
-	rec(b, FCGI_PARAMS, 1, NULL, 0);
-	rec(b, FCGI_STDIN, 1, NULL, 0);
-	free(pb.p);
+	good_rest(b, 1, good_uri);
 }
 
 static void
 a_authorizer(struct buf *b)
 {
-	struct buf pb = { 0 };
-
 	begin(b, 1, FCGI_AUTHORIZER, 0);
-	good_params(&pb, good_uri);
-	rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
+	good_params_rec(b, 1, good_uri);
 	rec(b, FCGI_PARAMS, 1, NULL, 0);
-	free(pb.p);
 }
 
 static void
@@ -630,18 +646,12 @@ a_request_id_0(struct buf *b)
 static void
 a_multiplex(struct buf *b)
 {
-	struct buf pb = { 0 };
-
 	begin(b, 1, FCGI_RESPONDER, FCGI_KEEP_CONN);
 	begin(b, 2, FCGI_RESPONDER, FCGI_KEEP_CONN);
-	good_params(&pb, good_uri);
-	rec(b, FCGI_PARAMS, 2, pb.p, pb.len);
-	rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
-	rec(b, FCGI_PARAMS, 1, NULL, 0);
+	good_params_rec(b, 2, good_uri);
+	good_rest(b, 1, good_uri);
 	rec(b, FCGI_PARAMS, 2, NULL, 0);
 	rec(b, FCGI_STDIN, 2, NULL, 0);
-	rec(b, FCGI_STDIN, 1, NULL, 0);
-	free(pb.p);
 }
 
 static void
@@ -651,11 +661,10 @@ a_abort(struct buf *b)
 	rec(b, FCGI_ABORT_REQUEST, 1, NULL, 0);
 }
 
-/* PARAMS worth 128 KiB: beyond the 64 KiB bound on a whole request. */
+/* PARAMS worth 180 KB: beyond the 64 KiB bound on a request's head. */
 static void
 a_big_params(struct buf *b)
 {
-	struct buf pb = { 0 };
 	char *v = malloc(60000);
 	int i;
 
@@ -667,17 +676,10 @@ a_big_params(struct buf *b)
 	for (i = 0; i < 3; i++) {
 		char name[16];
 
-		pb.len = 0;
 		snprintf(name, sizeof(name), "HTTP_X_BIG%d", i);
-		nv(&pb, name, v);
-		rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
+		pair_rec(b, 1, name, v);
 	}
-	pb.len = 0;
-	good_params(&pb, good_uri);
-	rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
-	rec(b, FCGI_PARAMS, 1, NULL, 0);
-	rec(b, FCGI_STDIN, 1, NULL, 0);
-	free(pb.p);
+	good_rest(b, 1, good_uri);
 	free(v);
 }
 
@@ -685,40 +687,26 @@ a_big_params(struct buf *b)
 static void
 a_many_params(struct buf *b)
 {
-	struct buf pb = { 0 };
-	int i;
-
 	begin(b, 1, FCGI_RESPONDER, 0);
-	for (i = 0; i < 20000; i++) {
-		pb.len = 0;
-		nv(&pb, "HTTP_X", "y");
-		rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
-	}
-	pb.len = 0;
-	good_params(&pb, good_uri);
-	rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
-	rec(b, FCGI_PARAMS, 1, NULL, 0);
-	rec(b, FCGI_STDIN, 1, NULL, 0);
-	free(pb.p);
+	for (int i = 0; i < 20000; i++)
+		pair_rec(b, 1, "HTTP_X", "y");
+	good_rest(b, 1, good_uri);
 }
 
-/* A good GET followed by 1 MiB of STDIN, beyond the request bound. */
+/* A good GET followed by 1 MiB of STDIN (a body is read and dropped, up to
+ * --upload-max). */
 static void
 a_big_stdin(struct buf *b)
 {
 	static unsigned char chunk[32768];
-	struct buf pb = { 0 };
-	int i;
 
 	memset(chunk, 's', sizeof(chunk));
 	begin(b, 1, FCGI_RESPONDER, 0);
-	good_params(&pb, good_uri);
-	rec(b, FCGI_PARAMS, 1, pb.p, pb.len);
+	good_params_rec(b, 1, good_uri);
 	rec(b, FCGI_PARAMS, 1, NULL, 0);
-	for (i = 0; i < 32; i++)
+	for (int i = 0; i < 32; i++)
 		rec(b, FCGI_STDIN, 1, chunk, sizeof(chunk));
 	rec(b, FCGI_STDIN, 1, NULL, 0);
-	free(pb.p);
 }
 
 /* 4 KiB from a fixed-seed generator, so every run sends the same bytes. */
@@ -766,7 +754,7 @@ static const struct attack attacks[] = {
 	{ "authorizer", "BEGIN_REQUEST with the AUTHORIZER role", a_authorizer, 0 },
 	{ "request-id-0", "a whole request with request id 0", a_request_id_0, 0 },
 	{ "multiplex", "two interleaved requests on one connection", a_multiplex, 0 },
-	{ "abort", "BEGIN_REQUEST then ABORT_REQUEST", a_abort, 0 },
+	{ "abort", "BEGIN_REQUEST then ABORT_REQUEST (answered with END_REQUEST)", a_abort, 0 },
 	{ "big-params", "180 KB of PARAMS in 60 KB values", a_big_params, 0 },
 	{ "many-params", "20000 PARAMS records of one tiny pair each", a_many_params, 0 },
 	{ "big-stdin", "a GET with 1 MiB of STDIN", a_big_stdin, 0 },
