@@ -11,7 +11,11 @@
 # once it reads again: it was never cut, so it was under way all along. Three variants: the file streamed from disk, the same file
 # lent from the cache (--cache-file-max 8M), and the streamed file while
 # SIGUSR1, SIGUSR2 and SIGHUP are sent to the process again and again
-# (with --timeout 30 there, so that only a signal could cut it).
+# (with --timeout 30 there, so that only a signal could cut it). A fourth
+# reads 600 kB at 100 kB/s with --timeout 1: a unix socket says it is
+# writable again only when three quarters of its ~200 kB buffer have
+# drained, which takes such a reader longer than 1 s, so progress must be
+# seen another way (the shrinking send queue).
 # Order and completion are checked, not durations.
 use strict;
 use warnings;
@@ -31,36 +35,40 @@ my $big = $PNG . do {
     $b;
 };
 write_file("$dir/5000.png", $big);
+my $mid = $PNG . substr($big, 16, 600_000);
+write_file("$dir/6000.png", $mid);
 write_file("$dir/1000.png", $PNG . ('s' x 100));
 write_file("$dir/-1.png", $PNG . ('d' x 50));
 
 # Starts the slow reader; its STDOUT stream goes to a file.
 sub slow_reader {
-    my ($r, $out) = @_;
+    my ($r, $out, $uri, $bps) = @_;
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
         open STDOUT, '>:raw', $out or die;
-        exec client(), '-B', 4096, '-r', $rate, '-t', 10, $r->{sock},
-            'REQUEST_METHOD=GET', 'DOCUMENT_URI=/5000' or exit 127;
+        exec client(), '-B', 4096, '-r', $bps, '-t', 10, $r->{sock},
+            'REQUEST_METHOD=GET', "DOCUMENT_URI=$uri" or exit 127;
     }
     return $pid;
 }
 
 sub running { waitpid($_[0], WNOHANG) == 0 }
 
+# name, options, avatar, its bytes, read rate, signals
 my @variants = (
-    [ 'streamed file', [],                                       0 ],
-    [ 'cached body',   [ '--cache-file-max', '8M' ],             0 ],
+    [ 'streamed file', [],                           '/5000', $big, $rate,   0 ],
+    [ 'cached body',   [ '--cache-file-max', '8M' ], '/5000', $big, $rate,   0 ],
     # A long --timeout here: only a signal could cut this one.
-    [ 'signals',       [ '--timeout', '30' ],                    1 ],
+    [ 'signals',       [ '--timeout', '30' ],        '/5000', $big, $rate,   1 ],
+    [ '100 kB/s, --timeout 1', [ '--timeout', '1' ], '/6000', $mid, 100_000, 0 ],
 );
 for my $v (@variants) {
-    my ($name, $args, $signals) = @$v;
+    my ($name, $args, $uri, $want, $bps, $signals) = @$v;
     my $r = start(dir => $dir, args => [ '--workers', '0', '--timeout', '2', @$args ]);
     # Warm the cache so the lent-body path is the one measured.
-    fcgi($r, 'REQUEST_METHOD=HEAD', 'DOCUMENT_URI=/5000');
+    fcgi($r, 'REQUEST_METHOD=HEAD', "DOCUMENT_URI=$uri");
     my $out = "$r->{run}/slow.out";
-    my $pid = slow_reader($r, $out);
+    my $pid = slow_reader($r, $out, $uri, $bps);
     sleep 0.3;
     ok(running($pid), "$name: the slow reader is under way");
 
@@ -87,8 +95,8 @@ for my $v (@variants) {
     my $slow_rc = $? >> 8;
     is($slow_rc, 0, "$name: slow response ended with END_REQUEST");
     my ($st2, $h2, $b2) = parse_response(Responder::slurp($out));
-    ok($st2 == 200 && length($b2) == length($big) && $b2 eq $big,
-        sprintf('%s: all %d bytes arrived (%d)', $name, length $big, length $b2));
+    ok($st2 == 200 && length($b2) == length($want) && $b2 eq $want,
+        sprintf('%s: all %d bytes arrived (%d)', $name, length $want, length $b2));
     if ($signals) {
         cmp_ok($sent, '>', 30, "$name: $sent signals sent during the response");
         ok(kill(0, $r->{pid}), "$name: the process is still there");
