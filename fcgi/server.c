@@ -246,9 +246,10 @@ response_done(struct server *s, struct conn *c)
 	/*
 	 * Once stopping, a kept connection still serves through the grace
 	 * period (closing it after each answer would race with the front
-	 * server reusing it at once); after that it is closed.
+	 * server reusing it at once); after that it is closed, unless the
+	 * next request is already here: that one is answered first.
 	 */
-	if (c->close_after || (s->stopping && s->lw.fd < 0)) {
+	if (c->close_after || (s->stopping && s->lw.fd < 0 && c->ilen == c->ioff)) {
 		if (c->drop_input) {
 			/* The peer may still be sending the body we refused:
 			 * closing now could reset the connection before it
@@ -260,8 +261,7 @@ response_done(struct server *s, struct conn *c)
 		}
 		if (c->ilen > c->ioff)
 			log_warnx("peer: %zu bytes after a request on a connection to "
-			    "be closed (%s); dropped", c->ilen - c->ioff,
-			    c->close_after ? "no FCGI_KEEP_CONN" : "stopping");
+			    "be closed (no FCGI_KEEP_CONN); dropped", c->ilen - c->ioff);
 		conn_close(s, c);
 		return -1;
 	}

@@ -1,7 +1,7 @@
 /*
  * server: one worker process's event loop. It owns the FastCGI side: accept,
- * the record guard, libfcgi, and the sink that turns response bytes into
- * FCGI_STDOUT records. It returns only to exit.
+ * reading records (fcgi_in), request bodies, and the output queue of each
+ * connection (out). It returns only to exit.
  */
 #ifndef AVATAR_SERVER_H
 #define AVATAR_SERVER_H
@@ -11,7 +11,10 @@
 /*
  * Serves connections on listen_fd until SIGTERM or SIGINT, then
  * stops accepting, finishes every request it holds, and returns the exit
- * status (0 after a clean drain).
+ * status (0 after a clean drain). It sets the process's signal handling
+ * itself (SIGTERM and SIGINT blocked and read from a signalfd; SIGHUP,
+ * SIGUSR1, SIGUSR2 and SIGPIPE ignored), so it works alone (--workers 0)
+ * as well as in a pool's worker.
  */
 int server_run(const struct conf *c, int listen_fd);
 
