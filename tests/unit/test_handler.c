@@ -523,7 +523,7 @@ main(void)
 		for (size_t i = 0; i < NELEM(methods); i++) {
 			static struct req_params p;
 			struct req r;
-			struct sink sk = { mem_write, mem_write, NULL };
+			struct sink sk = { .write = mem_write, .body = mem_write, .file = mem_file };
 
 			memset(&p, 0, sizeof(p));
 			set(&p, "REQUEST_METHOD", methods[i]);
