@@ -100,8 +100,8 @@ struct conn {
 	int served;			/* requests answered on this connection */
 	int in_body;			/* the request's PARAMS are in */
 	int64_t last_active;		/* ms; see --timeout above */
-	int outq;			/* unsent bytes in the socket at the last
-					 * sweep, -1 for not known */
+	int outq;			/* bytes in the socket's send queue when
+					 * last looked at, -1 for not known */
 	unsigned char *ibuf;		/* IN_BUF bytes: ioff parsed, up to ilen read */
 	size_t ioff, ilen;
 	struct fcgi_in in;
@@ -272,6 +272,15 @@ response_done(struct server *s, struct conn *c)
 	return 0;
 }
 
+/* Bytes in the socket's send queue (unix sockets count whole buffers). */
+static int
+send_queue(int fd)
+{
+	int q;
+
+	return ioctl(fd, SIOCOUTQ, &q) == -1 ? -1 : q;
+}
+
 /*
  * Sends what the socket takes. Returns 1 on progress (bytes sent, or the
  * response finished), 0 when it must wait for EPOLLOUT, -1 when the
@@ -290,6 +299,8 @@ conn_flush(struct server *s, struct conn *c)
 		if (sent == 0)
 			return 0;
 		conn_touch(c);
+		/* From here on, the queue shrinking is the reader's doing. */
+		c->outq = send_queue(c->w.fd);
 		return 1;
 	case OUT_FAIL:
 		break;
@@ -662,16 +673,15 @@ accept_some(struct server *s)
  * it is writable again: a unix socket wakes its writer only when three
  * quarters of its buffer (about 200 KB) have drained, which a reader at
  * 100 KB/s takes longer than a short --timeout to do. The socket's send
- * queue shrinks as the reader goes, a record or so at a time.
+ * queue shrinks as the reader goes, 36 KB (one kernel buffer) at a time;
+ * conn_flush notes its size after each write, each sweep compares.
  */
 static void
 check_reader(struct conn *c, int64_t now)
 {
-	int q;
+	int q = send_queue(c->w.fd);
 
-	if (ioctl(c->w.fd, SIOCOUTQ, &q) == -1)
-		return;
-	if (c->outq >= 0 && q < c->outq)
+	if (q >= 0 && c->outq >= 0 && q < c->outq)
 		c->last_active = now;
 	c->outq = q;
 }
