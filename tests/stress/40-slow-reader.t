@@ -28,8 +28,11 @@ my $size = int($mb * 1_000_000);
 
 my $dir = tempdir('rel-slow-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+# The read path refuses images cut short (sniff_whole): each ends with a
+# PNG's IEND chunk.
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
 {
-    # The big avatar: PNG signature, then pseudo-random bytes.
+    # The big avatar: PNG signature and IHDR, pseudo-random bytes, IEND.
     open my $rnd, '<:raw', '/dev/urandom' or die;
     open my $fh, '>:raw', "$dir/5000.png" or die;
     print $fh $PNG;
@@ -40,10 +43,11 @@ my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
         print $fh $b;
         $left -= $n;
     }
+    print $fh $IEND;
     close $fh or die;
 }
-write_file("$dir/1000.png", $PNG . ('s' x 100));
-write_file("$dir/-1.png", $PNG . ('d' x 50));
+write_file("$dir/1000.png", $PNG . ('s' x 100) . $IEND);
+write_file("$dir/-1.png", $PNG . ('d' x 50) . $IEND);
 
 my $r = start(dir => $dir, args => [ '--workers', '0', '--timeout', '2' ]);
 my $out = "$r->{run}/slow.out";
@@ -69,7 +73,7 @@ my $elapsed = time - $t0;
 is($rc, 0, 'the slow response ended with END_REQUEST');
 my $got = -s $out;
 # The response is the header block, then the file.
-my $want = $size + length $PNG;
+my $want = $size + length($PNG) + length($IEND);
 ok($got > $want && $got - $want < 1000, "all $want bytes of the avatar arrived ($got with headers)");
 {
     open my $a, '<:raw', "$dir/5000.png" or die;

@@ -29,16 +29,20 @@ use Responder qw(start stop fcgi parse_response write_file client);
 my $rate = $ENV{SLOW_RATE} // 1_500_000;
 my $dir = tempdir('avatar-slow-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
+# The read path refuses images cut short (sniff_whole): each ends with a
+# PNG's IEND chunk.
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
 my $big = $PNG . do {
     open my $rnd, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
     read($rnd, my $b, 5_000_000) == 5_000_000 or die 'short read from /dev/urandom';
     $b;
-};
+} . $IEND;
 write_file("$dir/5000.png", $big);
-my $mid = $PNG . substr($big, 16, 600_000);
+my $mid = $PNG . substr($big, 16, 600_000) . $IEND;
 write_file("$dir/6000.png", $mid);
-write_file("$dir/1000.png", $PNG . ('s' x 100));
-write_file("$dir/-1.png", $PNG . ('d' x 50));
+my $small = $PNG . ('s' x 100) . $IEND;
+write_file("$dir/1000.png", $small);
+write_file("$dir/-1.png", $PNG . ('d' x 50) . $IEND);
 
 # Starts the slow reader; its STDOUT stream goes to a file.
 sub slow_reader {
@@ -78,7 +82,7 @@ for my $v (@variants) {
     my ($raw, $rc) = fcgi($r, 'REQUEST_METHOD=GET', 'DOCUMENT_URI=/1000');
     kill 'CONT', $pid;
     my ($st, undef, $body) = parse_response($raw);
-    ok($rc == 0 && $st == 200 && $body eq $PNG . ('s' x 100),
+    ok($rc == 0 && $st == 200 && $body eq $small,
         "$name: small request answered while the slow response was unfinished");
 
     my $sent = 0;

@@ -30,13 +30,17 @@ use Reliability qw(start_stack stop_stack http_get avatar_log);
 
 my $dir = tempdir('avatar-big-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-write_file("$dir/1000.png", $PNG . ('a' x 300));
-write_file("$dir/-1.png", $PNG . ('d' x 50));
+# The read path refuses images cut short (sniff_whole): each ends with a
+# PNG's IEND chunk.
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
+my $small = $PNG . ('a' x 300) . $IEND;
+write_file("$dir/1000.png", $small);
+write_file("$dir/-1.png", $PNG . ('d' x 50) . $IEND);
 my $big = $PNG . do {
     open my $rnd, '<:raw', '/dev/urandom' or die "/dev/urandom: $!";
     read($rnd, my $b, 5_000_000) == 5_000_000 or die 'short read from /dev/urandom';
     $b;
-};
+} . $IEND;
 write_file("$dir/5000.png", $big);
 write_file("$dir/body50k", 'B' x 51_200);
 write_file("$dir/body200k", 'B' x 200_000);
@@ -123,7 +127,7 @@ SKIP: {
     my $answered = 0;
     for (1 .. 5) {
         my ($code, undef, $body) = http_get($s->{port}, '/1000', 15);
-        $answered++ if $code == 200 && $body eq $PNG . ('a' x 300);
+        $answered++ if $code == 200 && $body eq $small;
     }
     kill 'CONT', $pid;
     is($answered, 5, 'nginx: 5 requests answered while the slow download was stopped');

@@ -19,10 +19,13 @@ use Responder qw(start stop write_file);
 
 my $dir = tempdir('avatar-pipe-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $PNG = "\x89PNG\r\n\x1a\n\0\0\0\rIHDR";
-write_file("$dir/1000.png", $PNG . ('a' x 300));
-write_file("$dir/1001.png", $PNG . ('b' x 500));
-write_file("$dir/5000.png", $PNG . ('c' x 5_000_000));
-write_file("$dir/-1.png", $PNG . ('d' x 50));
+# The read path refuses images cut short (sniff_whole): each ends with a
+# PNG's IEND chunk.
+my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
+write_file("$dir/1000.png", $PNG . ('a' x 300) . $IEND);
+write_file("$dir/1001.png", $PNG . ('b' x 500) . $IEND);
+write_file("$dir/5000.png", $PNG . ('c' x 5_000_000) . $IEND);
+write_file("$dir/-1.png", $PNG . ('d' x 50) . $IEND);
 
 # Records, as the FastCGI specification lays them out.
 my ($BEGIN, $ABORT, $END, $PARAMS, $STDIN, $STDOUT) = (1, 2, 3, 4, 5, 6);
