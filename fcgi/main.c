@@ -12,6 +12,7 @@
 #include "sock.h"
 #include "stats.h"
 
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -33,6 +34,32 @@ release_socket(void)
 		close(supervisor_listen_fd);
 		supervisor_listen_fd = -1;
 	}
+}
+
+/*
+ * From the first instruction on, every signal means what it means later
+ * (avatar.fcgi(1), SIGNALS): SIGUSR1, SIGUSR2 and SIGPIPE are ignored, and
+ * SIGTERM, SIGINT and SIGHUP wait blocked until the pool's signalfd or the
+ * worker's epoll_pwait takes them, so a reload or a stop sent during
+ * start-up is acted on, never fatal. SIGCHLD waits for the pool too.
+ */
+static void
+signals_init(void)
+{
+	struct sigaction sa;
+	sigset_t held;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&held);
+	sigaddset(&held, SIGTERM);
+	sigaddset(&held, SIGINT);
+	sigaddset(&held, SIGHUP);
+	sigaddset(&held, SIGCHLD);
+	sigprocmask(SIG_BLOCK, &held, NULL);
 }
 
 static int
@@ -57,6 +84,9 @@ main(int argc, char **argv)
 	/* A tool for the site's operators, not a server: no socket, no dir. */
 	if (argc > 1 && strcmp(argv[1], "sign") == 0)
 		return sign_main(argc - 1, argv + 1);
+	/* The responder's signal meanings (the sign tool above keeps the
+	 * defaults, so Ctrl-C stops it). */
+	signals_init();
 	conf_load(&c, argc, argv);
 	log_set_level((enum log_level)c.log_level);
 	sock_allow_init();
@@ -67,7 +97,7 @@ main(int argc, char **argv)
 		return 2;
 	}
 	if (c.workers == 0) {
-		stats_set_workers(1);
+		stats_set_workers(1, 1, 0);
 		rc = worker(STATS_SLOTS - 1, &w);
 	} else {
 		supervisor_listen_fd = w.listen_fd;

@@ -1,213 +1,391 @@
 /*
- * pool: fork, wait, restart. The supervisor never touches a connection.
- * Signals are taken synchronously through a signalfd, so no handler races
- * with the bookkeeping.
+ * pool: fork, wait, restart, replace. The supervisor never touches a
+ * connection. Signals are taken synchronously through a signalfd, so no
+ * handler races with the bookkeeping.
+ *
+ * The pool has one seat per configured worker. A seat is held by the one
+ * process that accepts connections for it; a process told to stop (by a
+ * reload or by the stop) leaves its seat and drains in a process slot of
+ * its own until it exits. Every process, seated or draining, needs one of
+ * MAX_PROCS slots, which are also its stats slots. The loop keeps one rule:
+ * a seat whose holder is dead is refilled (after the crash back-off), and a
+ * seat whose holder predates the last SIGHUP gets a new process first and
+ * only then is the old one told to stop. When no slot is free the old
+ * holder simply keeps serving until a draining process exits, so no
+ * sequence of reloads, deaths and kills can leave a seat without a worker
+ * for longer than a back-off, and the pool always comes back to exactly
+ * one current worker per seat.
  */
 #include "pool.h"
 #include "clock.h"
 #include "log.h"
 #include "stats.h"
 
-#include <errno.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sys/wait.h>
-#include <time.h>
 #include <unistd.h>
 
+/* The slot past the last one is the single-process slot (main.c). */
 #define MAX_PROCS (STATS_SLOTS - 1)
+/* Room for a whole new generation beside a draining one, so one reload
+ * never has to wait for a slot. */
+#define MAX_SEATS (MAX_PROCS / 2)
+/* After a supervisor's SIGKILL, how long before it is sent again. */
+#define KILL_AGAIN_MS 60000
 
 struct proc {
 	pid_t pid;		/* 0: slot free */
-	int current;		/* 1: counts towards the pool size */
-	int64_t started;	/* ms */
-	int64_t restart_at;	/* ms; a dead current slot waits until then */
+	unsigned gen;		/* the reload generation it was started in */
+	int seat;		/* the seat it holds, or -1 once told to stop */
+	int64_t kill_at;	/* ms; told to stop: SIGKILL if still alive then */
+};
+
+struct seat {
+	int slot;		/* its accepting process, or -1: none alive */
+	int64_t started;	/* ms; when that process was forked */
+	int64_t restart_at;	/* ms; no fork for this seat before then */
 	unsigned fails;		/* quick deaths in a row */
 };
 
-static struct proc procs[MAX_PROCS];
-static sigset_t handled;
+struct pool {
+	pool_worker_fn *fn;
+	void *arg;
+	int sfd;		/* the signalfd; never inherited by a worker */
+	sigset_t handled;	/* read through sfd, blocked everywhere else */
+	unsigned nseats;
+	unsigned gen;		/* bumped by every SIGHUP */
+	int64_t drain_ms;	/* how long a process may take to stop */
+	int stopping;
+	struct seat seat[MAX_SEATS];
+	struct proc proc[MAX_PROCS];
+};
 
+/*
+ * The child's side of the signal contract (pool.h): everything the
+ * supervisor handles is still blocked here, and SIGUSR1, SIGUSR2 and SIGPIPE
+ * are already ignored (inherited), so nothing can be delivered before the
+ * worker installs its own handlers. SIGHUP is made ignored before it is
+ * unblocked; SIGTERM and SIGINT stay blocked for the worker to unblock
+ * where it waits.
+ */
 static void
-spawn(unsigned slot, pool_worker_fn *fn, void *arg)
+child_signals(struct pool *p)
 {
+	struct sigaction sa;
+	sigset_t unblock;
+
+	close(p->sfd);
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGHUP, &sa, NULL);
+	sigemptyset(&unblock);
+	sigaddset(&unblock, SIGHUP);
+	sigaddset(&unblock, SIGCHLD);
+	sigprocmask(SIG_UNBLOCK, &unblock, NULL);
+}
+
+static int
+free_slot(const struct pool *p)
+{
+	for (int i = 0; i < MAX_PROCS; i++)
+		if (p->proc[i].pid == 0)
+			return i;
+	return -1;
+}
+
+/*
+ * Forks a worker of the current generation into a free slot and seats it.
+ * Returns 0, or -1 when no slot is free or fork failed (the seat is then
+ * left as it was; after a failed fork it waits a second).
+ */
+static int
+seat_fill(struct pool *p, unsigned s, int64_t now)
+{
+	struct seat *st = &p->seat[s];
+	int slot;
 	pid_t pid;
 
-	procs[slot].current = 1;
+	if ((slot = free_slot(p)) < 0)
+		return -1;
 	if ((pid = fork()) == -1) {
 		log_warn("fork");
-		procs[slot].restart_at = clock_ms() + 1000;
-		return;
+		st->restart_at = now + 1000;
+		return -1;
 	}
 	if (pid == 0) {
-		sigprocmask(SIG_UNBLOCK, &handled, NULL);
-		stats_use_slot(slot);
-		_exit(fn(slot, arg));
+		child_signals(p);
+		stats_use_slot((unsigned)slot);
+		_exit(p->fn((unsigned)slot, p->arg));
 	}
-	procs[slot].pid = pid;
-	procs[slot].started = clock_ms();
-	procs[slot].restart_at = 0;
+	p->proc[slot] = (struct proc){ .pid = pid, .gen = p->gen, .seat = (int)s };
+	st->slot = slot;
+	st->started = now;
+	st->restart_at = 0;
+	return 0;
 }
 
+/* Takes a process off its seat (if it has one) and asks it to drain. */
+static void
+proc_stop(struct pool *p, struct proc *pr, int64_t now)
+{
+	pr->seat = -1;
+	pr->kill_at = now + p->drain_ms;
+	kill(pr->pid, SIGTERM);
+}
+
+/*
+ * Refills seats whose holder died, then replaces holders older than the
+ * last SIGHUP. Dead seats come first: nobody accepts for them, while an
+ * old holder still does.
+ */
+static void
+pool_fill(struct pool *p, int64_t now)
+{
+	for (unsigned s = 0; s < p->nseats; s++) {
+		struct seat *st = &p->seat[s];
+
+		if (st->slot < 0 && st->restart_at <= now &&
+		    seat_fill(p, s, now) == -1 && free_slot(p) < 0)
+			return;
+	}
+	for (unsigned s = 0; s < p->nseats; s++) {
+		struct seat *st = &p->seat[s];
+		int old = st->slot;
+
+		if (old < 0 || p->proc[old].gen == p->gen ||
+		    st->restart_at > now)
+			continue;
+		if (seat_fill(p, s, now) == 0)
+			proc_stop(p, &p->proc[old], now);
+		else if (free_slot(p) < 0)
+			return;
+	}
+}
+
+/* SIGKILLs every process still alive past its drain deadline. */
+static void
+pool_kill_overdue(struct pool *p, int64_t now)
+{
+	for (int i = 0; i < MAX_PROCS; i++) {
+		struct proc *pr = &p->proc[i];
+
+		if (pr->pid > 0 && pr->seat < 0 && pr->kill_at <= now) {
+			log_warnx("worker %ld still busy %lld ms after it was told "
+			    "to stop; killing it", (long)pr->pid,
+			    (long long)p->drain_ms);
+			kill(pr->pid, SIGKILL);
+			pr->kill_at = now + KILL_AGAIN_MS;
+		}
+	}
+}
+
+/*
+ * The next time after now the loop has something to do, or -1: only a
+ * signal can bring work. A seat that waits for a free slot waits for a
+ * SIGCHLD, not for a time.
+ */
+static int64_t
+pool_next(const struct pool *p, int64_t now)
+{
+	int64_t next = -1;
+
+	for (unsigned s = 0; s < p->nseats && !p->stopping; s++) {
+		const struct seat *st = &p->seat[s];
+
+		if ((st->slot < 0 || p->proc[st->slot].gen != p->gen) &&
+		    st->restart_at > now && (next < 0 || st->restart_at < next))
+			next = st->restart_at;
+	}
+	for (int i = 0; i < MAX_PROCS; i++) {
+		const struct proc *pr = &p->proc[i];
+
+		if (pr->pid > 0 && pr->seat < 0 && (next < 0 || pr->kill_at < next))
+			next = pr->kill_at;
+	}
+	return next;
+}
+
+/* Publishes the pool's shape to /status and /metrics. */
 static unsigned
-count(int current_only)
+pool_publish(const struct pool *p)
 {
-	unsigned n = 0;
+	unsigned seated = 0, current = 0, draining = 0;
 
-	for (unsigned i = 0; i < MAX_PROCS; i++)
-		if (procs[i].pid > 0 && (!current_only || procs[i].current))
-			n++;
-	return n;
+	for (int i = 0; i < MAX_PROCS; i++) {
+		const struct proc *pr = &p->proc[i];
+
+		if (pr->pid == 0)
+			continue;
+		if (pr->seat < 0)
+			draining++;
+		else {
+			seated++;
+			current += pr->gen == p->gen;
+		}
+	}
+	stats_set_workers(seated, current, draining);
+	return seated + draining;
 }
 
+/* Collects dead children; schedules the refill of the seats they held. */
 static void
-signal_all(int sig)
-{
-	for (unsigned i = 0; i < MAX_PROCS; i++)
-		if (procs[i].pid > 0)
-			kill(procs[i].pid, sig);
-}
-
-/* Collects dead children; schedules restarts of current ones. */
-static void
-reap(int stopping)
+pool_reap(struct pool *p)
 {
 	int status;
 	pid_t pid;
 
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
-		for (unsigned i = 0; i < MAX_PROCS; i++) {
-			struct proc *p = &procs[i];
-			int64_t lived;
+		struct proc *pr = NULL;
+		struct seat *st;
+		int64_t now = clock_ms(), lived;
 
-			if (p->pid != pid)
-				continue;
-			p->pid = 0;
-			if (!p->current || stopping)
-				break;
-			if (WIFSIGNALED(status))
-				log_warnx("worker %ld killed by signal %d; restarting",
-				    (long)pid, WTERMSIG(status));
-			else
-				log_warnx("worker %ld exited with status %d; restarting",
-				    (long)pid, WEXITSTATUS(status));
-			stats_add_restart();
-			/* Back-off: immediate after a worker that lived a
-			 * while, doubling from 100 ms to 5 s while they keep
-			 * dying within a second of their start. */
-			lived = clock_ms() - p->started;
-			p->fails = lived < 1000 ? p->fails + 1 : 0;
-			p->restart_at = clock_ms();
-			if (p->fails > 0) {
-				int64_t d = 100LL << (p->fails < 6 ? p->fails - 1 : 6);
-				p->restart_at += d > 5000 ? 5000 : d;
-			}
-			break;
+		for (int i = 0; i < MAX_PROCS && pr == NULL; i++)
+			if (p->proc[i].pid == pid)
+				pr = &p->proc[i];
+		if (pr == NULL)
+			continue;
+		pr->pid = 0;
+		if (pr->seat < 0)
+			continue;	/* it was draining: its seat is filled */
+		st = &p->seat[pr->seat];
+		st->slot = -1;
+		pr->seat = -1;
+		if (WIFSIGNALED(status))
+			log_warnx("worker %ld killed by signal %d; restarting",
+			    (long)pid, WTERMSIG(status));
+		else
+			log_warnx("worker %ld exited with status %d; restarting",
+			    (long)pid, WEXITSTATUS(status));
+		stats_add_restart();
+		/* Back-off: immediate after a worker that lived a while,
+		 * doubling from 100 ms to 5 s while they keep dying within a
+		 * second of their start. */
+		lived = now - st->started;
+		st->fails = lived < 1000 ? st->fails + 1 : 0;
+		st->restart_at = now;
+		if (st->fails > 0) {
+			int64_t d = 100LL << (st->fails < 6 ? st->fails - 1 : 6);
+			st->restart_at += d > 5000 ? 5000 : d;
 		}
 	}
+}
+
+static void
+pool_signal(struct pool *p, unsigned signo, void (*on_stop)(void))
+{
+	int64_t now = clock_ms();
+
+	switch (signo) {
+	case SIGCHLD:
+		pool_reap(p);
+		break;
+	case SIGTERM:
+	case SIGINT:
+		if (p->stopping)
+			break;
+		log_info("stopping: workers finish what they hold");
+		p->stopping = 1;
+		if (on_stop != NULL)
+			on_stop();
+		for (int i = 0; i < MAX_PROCS; i++)
+			if (p->proc[i].pid > 0 && p->proc[i].seat >= 0)
+				proc_stop(p, &p->proc[i], now);
+		break;
+	case SIGHUP:
+		if (p->stopping)
+			break;
+		log_info("reloading: new workers start, old ones drain");
+		p->gen++;
+		break;
+	}
+}
+
+/*
+ * The supervisor's dispositions: SIGUSR1, SIGUSR2 and SIGPIPE mean nothing
+ * here (as in a worker) and must never end the process that holds the
+ * socket; the rest is read from the signalfd.
+ */
+static int
+pool_signals_init(struct pool *p)
+{
+	struct sigaction sa;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = SIG_IGN;
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	sigaction(SIGPIPE, &sa, NULL);
+	sigemptyset(&p->handled);
+	sigaddset(&p->handled, SIGCHLD);
+	sigaddset(&p->handled, SIGTERM);
+	sigaddset(&p->handled, SIGINT);
+	sigaddset(&p->handled, SIGHUP);
+	sigprocmask(SIG_BLOCK, &p->handled, NULL);
+	if ((p->sfd = signalfd(-1, &p->handled, SFD_CLOEXEC)) == -1) {
+		log_err("signalfd");
+		return -1;
+	}
+	return 0;
 }
 
 int
 pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
     void *arg, void (*on_stop)(void))
 {
-	struct signalfd_siginfo si;
-	struct pollfd pfd;
-	int sfd, stopping = 0;
-	int64_t stop_deadline = 0;
+	struct signalfd_siginfo si[16];
+	struct pool *p;
+	int rc = 0;
 
-	if (nworkers * 2 > MAX_PROCS)
-		nworkers = MAX_PROCS / 2;
-	sigemptyset(&handled);
-	sigaddset(&handled, SIGCHLD);
-	sigaddset(&handled, SIGTERM);
-	sigaddset(&handled, SIGINT);
-	sigaddset(&handled, SIGHUP);
-	sigprocmask(SIG_BLOCK, &handled, NULL);
-	if ((sfd = signalfd(-1, &handled, SFD_CLOEXEC)) == -1) {
-		log_err("signalfd");
+	if ((p = calloc(1, sizeof(*p))) == NULL) {
+		log_err("pool");
 		return 1;
 	}
-	for (unsigned i = 0; i < nworkers; i++)
-		spawn(i, fn, arg);
-	stats_set_workers(count(0));
+	if (nworkers > MAX_SEATS) {
+		log_warnx("--workers %u: at most %u; starting %u", nworkers,
+		    MAX_SEATS, MAX_SEATS);
+		nworkers = MAX_SEATS;
+	}
+	p->fn = fn;
+	p->arg = arg;
+	p->nseats = nworkers;
+	p->drain_ms = (int64_t)drain_seconds * 1000;
+	for (unsigned s = 0; s < nworkers; s++)
+		p->seat[s].slot = -1;
+	if (pool_signals_init(p) == -1) {
+		rc = 1;
+		goto done;
+	}
+	pool_fill(p, clock_ms());
+	pool_publish(p);
 	log_info("pool of %u workers started", nworkers);
 
 	for (;;) {
-		int64_t now = clock_ms(), wait = -1;
+		struct pollfd pfd = { .fd = p->sfd, .events = POLLIN };
+		int64_t now = clock_ms(), next;
+		ssize_t n;
 
-		/* Restart dead current slots whose back-off has passed. */
-		for (unsigned i = 0; i < MAX_PROCS && !stopping; i++) {
-			struct proc *p = &procs[i];
-
-			if (p->pid == 0 && p->current) {
-				if (p->restart_at <= now)
-					spawn(i, fn, arg);
-				else if (wait < 0 || p->restart_at - now < wait)
-					wait = p->restart_at - now;
-			}
-		}
-		stats_set_workers(count(0));
-		if (stopping) {
-			if (count(0) == 0)
-				break;
-			if (now >= stop_deadline) {
-				log_warnx("workers still busy after %u s; killing them",
-				    drain_seconds);
-				signal_all(SIGKILL);
-				stop_deadline = now + 60000;
-			}
-			wait = stop_deadline - now;
-		}
-		pfd.fd = sfd;
-		pfd.events = POLLIN;
-		if (poll(&pfd, 1, (int)(wait > 60000 ? 60000 : wait)) <= 0)
+		if (!p->stopping)
+			pool_fill(p, now);
+		pool_kill_overdue(p, now);
+		if (pool_publish(p) == 0 && p->stopping)
+			break;
+		next = pool_next(p, now);
+		if (next >= 0 && next - now > 60000)
+			next = now + 60000;
+		if (poll(&pfd, 1, next < 0 ? -1 : (int)(next > now ? next - now : 0)) <= 0)
 			continue;
-		if (read(sfd, &si, sizeof(si)) != sizeof(si))
+		if ((n = read(p->sfd, si, sizeof(si))) <= 0)
 			continue;
-		switch (si.ssi_signo) {
-		case SIGCHLD:
-			reap(stopping);
-			break;
-		case SIGTERM:
-		case SIGINT:
-			if (!stopping) {
-				log_info("stopping: workers finish what they hold");
-				stopping = 1;
-				stop_deadline = clock_ms() + (int64_t)drain_seconds * 1000;
-				if (on_stop != NULL)
-					on_stop();
-				signal_all(SIGTERM);
-			}
-			break;
-		case SIGHUP:
-			if (stopping)
-				break;
-			log_info("reloading: new workers start, old ones drain");
-			/* New generation in free slots first, so the socket
-			 * never lacks a worker; then the old one drains. */
-			{
-				unsigned started = 0;
-
-				for (unsigned i = 0; i < MAX_PROCS; i++)
-					procs[i].current = 0;
-				for (unsigned i = 0; i < MAX_PROCS && started < nworkers; i++)
-					if (procs[i].pid == 0) {
-						procs[i].fails = 0;
-						spawn(i, fn, arg);
-						started++;
-					}
-				for (unsigned i = 0; i < MAX_PROCS; i++)
-					if (procs[i].pid > 0 && !procs[i].current)
-						kill(procs[i].pid, SIGTERM);
-			}
-			break;
-		}
+		for (size_t i = 0; i < (size_t)n / sizeof(si[0]); i++)
+			pool_signal(p, si[i].ssi_signo, on_stop);
 	}
-	close(sfd);
+	close(p->sfd);
 	log_info("stopped");
-	return 0;
+done:
+	free(p);
+	return rc;
 }

@@ -2,7 +2,15 @@
  * pool: the supervisor. Pre-forks N workers that share the listening
  * socket, restarts any that dies (with a back-off so a crash loop cannot
  * spin the CPU), replaces them all on SIGHUP (new ones first, then the old
- * ones drain), and on SIGTERM or SIGINT lets every worker drain and exits 0.
+ * ones drain; any number of SIGHUPs, deaths and kills ends in exactly N
+ * workers started after the last SIGHUP), and on SIGTERM or SIGINT lets
+ * every worker drain and exits 0. SIGUSR1, SIGUSR2 and SIGPIPE are ignored.
+ *
+ * Signal contract with the worker: fn runs with SIGTERM and SIGINT still
+ * blocked (a stop sent to a worker that is still starting waits for it),
+ * SIGHUP, SIGUSR1, SIGUSR2 and SIGPIPE ignored, and without the
+ * supervisor's signalfd. The worker installs its own SIGTERM/SIGINT
+ * handlers and unblocks those two only where it waits.
  */
 #ifndef AVATAR_POOL_H
 #define AVATAR_POOL_H

@@ -22,6 +22,8 @@ struct shared {
 	int64_t started;	/* CLOCK_MONOTONIC seconds */
 	int64_t started_wall;
 	uint64_t workers_alive;
+	uint64_t workers_current;
+	uint64_t workers_draining;
 	uint64_t restarts;
 	struct slot slot[STATS_SLOTS];
 };
@@ -76,10 +78,13 @@ stats_inc(enum stats_counter c)
 }
 
 void
-stats_set_workers(unsigned alive)
+stats_set_workers(unsigned alive, unsigned current, unsigned draining)
 {
-	if (sh != NULL)
-		__atomic_store_n(&sh->workers_alive, alive, __ATOMIC_RELAXED);
+	if (sh == NULL)
+		return;
+	__atomic_store_n(&sh->workers_alive, alive, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->workers_current, current, __ATOMIC_RELAXED);
+	__atomic_store_n(&sh->workers_draining, draining, __ATOMIC_RELAXED);
 }
 
 void
@@ -87,6 +92,13 @@ stats_add_restart(void)
 {
 	if (sh != NULL)
 		__atomic_store_n(&sh->restarts, sh->restarts + 1, __ATOMIC_RELAXED);
+}
+
+/* The supervisor writes these while workers read them. */
+static uint64_t
+load(const uint64_t *v)
+{
+	return __atomic_load_n(v, __ATOMIC_RELAXED);
 }
 
 static void
@@ -126,10 +138,13 @@ stats_json(char *buf, size_t size)
 		return -1;
 	totals(t);
 	if (put(buf, size, &off, "{\"version\":\"%s\",\"uptime_seconds\":%lld,"
-	    "\"workers_alive\":%llu,\"worker_restarts\":%llu", AVATAR_VERSION,
+	    "\"workers_alive\":%llu,\"workers_current\":%llu,"
+	    "\"workers_draining\":%llu,\"worker_restarts\":%llu", AVATAR_VERSION,
 	    (long long)((clock_ms() / 1000) - sh->started),
-	    (unsigned long long)sh->workers_alive,
-	    (unsigned long long)sh->restarts) == -1)
+	    (unsigned long long)load(&sh->workers_alive),
+	    (unsigned long long)load(&sh->workers_current),
+	    (unsigned long long)load(&sh->workers_draining),
+	    (unsigned long long)load(&sh->restarts)) == -1)
 		return -1;
 	for (int c = 0; c < ST_NCOUNTERS; c++)
 		if (put(buf, size, &off, ",\"%s\":%llu", names[c].json,
@@ -158,14 +173,20 @@ stats_prometheus(char *buf, size_t size)
 	    "# HELP avatar_worker_restarts_total Workers restarted after dying.\n"
 	    "# TYPE avatar_worker_restarts_total counter\n"
 	    "avatar_worker_restarts_total %llu\n"
-	    "# HELP avatar_workers Worker processes alive.\n"
+	    "# HELP avatar_workers Worker processes accepting connections.\n"
 	    "# TYPE avatar_workers gauge\navatar_workers %llu\n"
+	    "# HELP avatar_workers_current Accepting workers started since the last reload.\n"
+	    "# TYPE avatar_workers_current gauge\navatar_workers_current %llu\n"
+	    "# HELP avatar_workers_draining Workers told to stop, finishing what they hold.\n"
+	    "# TYPE avatar_workers_draining gauge\navatar_workers_draining %llu\n"
 	    "# HELP avatar_start_time_seconds Start time since the epoch.\n"
 	    "# TYPE avatar_start_time_seconds gauge\navatar_start_time_seconds %lld\n"
 	    "# HELP avatar_build_info Version of the responder.\n"
 	    "# TYPE avatar_build_info gauge\navatar_build_info{version=\"%s\"} 1\n",
-	    (unsigned long long)sh->restarts,
-	    (unsigned long long)sh->workers_alive,
+	    (unsigned long long)load(&sh->restarts),
+	    (unsigned long long)load(&sh->workers_alive),
+	    (unsigned long long)load(&sh->workers_current),
+	    (unsigned long long)load(&sh->workers_draining),
 	    (long long)sh->started_wall, AVATAR_VERSION) == -1)
 		return -1;
 	return (int)off;

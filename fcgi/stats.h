@@ -12,7 +12,11 @@
 #include <stdint.h>
 #include <sys/types.h>
 
-/* Two generations of the largest pool may overlap during a SIGHUP. */
+/*
+ * One slot for each process the pool may have at once (seated workers and
+ * those still draining after a reload; pool.c never has more), and the
+ * last one for a single process (--workers 0).
+ */
 #define STATS_SLOTS 513
 
 enum stats_counter {
@@ -32,8 +36,12 @@ int stats_init(void);
 void stats_use_slot(unsigned slot);
 /* Adds one to a counter of this process's slot. */
 void stats_inc(enum stats_counter c);
-/* Supervisor-side bookkeeping. */
-void stats_set_workers(unsigned alive);
+/*
+ * Supervisor-side bookkeeping. alive: workers accepting connections, one
+ * per seat of the pool; current: those of them started since the last
+ * SIGHUP; draining: workers told to stop that still finish what they hold.
+ */
+void stats_set_workers(unsigned alive, unsigned current, unsigned draining);
 void stats_add_restart(void);
 
 /* Renders the totals. Return the length written (< size) or -1. */
