@@ -12,12 +12,15 @@ use File::Copy qw(copy);
 use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(time sleep);
+use Util qw(ROOT free_port slurp spew wait_for children);
 
+# The helpers of Util.pm are exported from here too (wait_until is its
+# wait_for), so a test needs one use line.
 our @EXPORT_OK = qw(ROOT free_port slurp spew make_site start_stack stop_stack pool_pids
-    workers_of responder_pid http_raw http_get ab_run ab_parse wait_until avatar_log vmrss_kb);
+    workers_of responder_pid http_raw http_get ab_run ab_parse wait_until wait_for avatar_log vmrss_kb);
 
-my $root = do { my $d = __FILE__; $d =~ s{/tests/lib/[^/]+$}{}; $d eq __FILE__ ? '.' : $d };
-sub ROOT { $root }
+my $root = ROOT;
+*wait_until = \&wait_for;
 
 my @RUNS;    # stacks to stop at exit, whatever the exit
 END {
@@ -26,38 +29,6 @@ END {
     $? = $rc;
 }
 $SIG{INT} = $SIG{TERM} = sub { exit 1 };
-
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
-        or die "free_port: $!";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or return '';
-    local $/;
-    return scalar(<$fh>) // '';
-}
-
-sub spew {
-    my ($f, $data) = @_;
-    open my $fh, '>:raw', $f or die "$f: $!";
-    print $fh $data;
-    close $fh or die "$f: $!";
-}
-
-sub wait_until {
-    my ($cond, $secs) = @_;
-    my $end = time + $secs;
-    while (time < $end) {
-        return 1 if $cond->();
-        sleep 0.05;
-    }
-    return $cond->() ? 1 : 0;
-}
 
 # A PNG (valid signature and IHDR, so sniffing accepts it) that carries a
 # marker string: if the marker ever shows in a response, a file outside the
@@ -129,11 +100,10 @@ sub responder_pid {
     return undef;
 }
 
+# The pool's workers as a string of pids, ascending.
 sub workers_of {
     my ($pid) = @_;
-    return '' unless $pid;
-    my $kids = slurp("/proc/$pid/task/$pid/children");
-    return join ' ', sort { $a <=> $b } split ' ', $kids;
+    return $pid ? join(' ', children($pid)) : '';
 }
 
 sub pool_pids { workers_of(responder_pid($_[0])) }

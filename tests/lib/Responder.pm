@@ -1,49 +1,29 @@
 # Responder.pm: starts avatar.fcgi (the ASan build unless AVATAR_BIN says
 # otherwise) on a private unix socket and talks FastCGI to it with the
-# project's own client, build/fcgi-client. Used by the tests/t/1x tests.
+# project's own client, build/fcgi-client. Used by the tests/t/1x and 6x
+# tests. The general helpers (files, waiting, children) are Util.pm's and
+# are exported from here too, so a test needs one use line.
 package Responder;
 use strict;
 use warnings;
+use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
-use POSIX qw(:sys_wait_h);
-use Time::HiRes qw(sleep time);
+use Test::More ();
+use Util qw(ROOT slurp spew wait_for wait_exit children);
 use Exporter 'import';
-our @EXPORT_OK = qw(bin client start stop fcgi parse_response wait_for write_file children);
+our @EXPORT_OK = qw(bin client built start stop fcgi parse_response wait_for wait_exit write_file children slurp);
 
-my $top = $ENV{TOP} // '.';
-sub bin { $ENV{AVATAR_BIN} // "$top/build/avatar.fcgi.asan" }
-sub client { "$top/build/fcgi-client" }
+*write_file = \&spew;
 
-# The pids whose parent is $ppid, from /proc; a count in scalar context.
-sub children {
-    my ($ppid) = @_;
-    my @kids;
-    for my $stat (glob '/proc/[0-9]*/stat') {
-        open my $fh, '<', $stat or next;
-        my $line = <$fh> // next;
-        # pid (comm) state ppid ...
-        push @kids, $1 if $line =~ /^(\d+) \(.*\) \S+ (\d+) / && $2 == $ppid;
-    }
-    return @kids;
-}
+sub bin { my $b = $ENV{AVATAR_BIN} // ROOT . '/build/avatar.fcgi.asan'; return abs_path($b) // $b }
+sub client { ROOT . '/build/fcgi-client' }
 
-# Writes bytes to a file.
-sub write_file {
-    my ($path, $bytes) = @_;
-    open my $fh, '>:raw', $path or die "$path: $!";
-    print $fh $bytes;
-    close $fh;
-}
-
-# Polls $cond (a sub) every 20 ms for at most $secs seconds.
-sub wait_for {
-    my ($cond, $secs) = @_;
-    my $end = time + $secs;
-    while (time < $end) {
-        return 1 if $cond->();
-        sleep 0.02;
-    }
-    return $cond->() ? 1 : 0;
+# The repository root, the responder and the FastCGI client (absolute
+# paths); bails out when either program is not built.
+sub built {
+    -x bin() or Test::More::BAIL_OUT(bin() . ' is not built; run make test');
+    -x client() or Test::More::BAIL_OUT(client() . ' is not built; run make build/fcgi-client');
+    return (ROOT, bin(), client());
 }
 
 # start(dir => DIR, args => [...], env => {...}) -> {pid, sock, log, run}
@@ -65,19 +45,11 @@ sub start {
     return $r;
 }
 
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or return '';
-    local $/;
-    return <$fh>;
-}
-
 # Sends SIGTERM and returns the exit status (or -1 after 30 s).
 sub stop {
     my ($r, $sig) = @_;
     kill $sig // 'TERM', $r->{pid};
-    my $st = -1;
-    wait_for(sub { my $w = waitpid($r->{pid}, WNOHANG); $st = $? if $w == $r->{pid}; $w == $r->{pid} }, 30);
+    my $st = wait_exit($r->{pid}, 30);
     $r->{log_text} = slurp($r->{log});
     return $st;
 }

@@ -12,8 +12,10 @@ use File::Temp qw(tempdir);
 use File::Copy qw(copy);
 use POSIX qw(strftime);
 use Math::BigInt;
+use lib (__FILE__ =~ m{^(.*)/[^/]+$} ? $1 : '.');
+use Util qw(ROOT free_port slurp spew);
 
-our $ROOT = do { my $d = __FILE__; $d =~ s{/tests/lib/[^/]+$}{}; $d eq __FILE__ ? '.' : $d };
+our $ROOT = ROOT;
 my @RUNS;    # run directories to stop at exit
 our $MTIME = 1735689600;    # 2025-01-01: the copies' mtime, safely in the past
 # The cache policy with the default options (fcgi/resp.c): an avatar at an
@@ -38,28 +40,6 @@ sub need_tools {
         plan skip_all => "$t is not installed (tests/lib/ensure-deps test)";
     }
     plan skip_all => "$BIN is not built (make test builds it)" unless -x $BIN;
-}
-
-sub free_port {
-    my $s = IO::Socket::INET->new(LocalAddr => '127.0.0.1', LocalPort => 0, Listen => 1, ReuseAddr => 1)
-        or die "free_port: $!";
-    my $p = $s->sockport;
-    close $s;
-    return $p;
-}
-
-sub slurp {
-    my ($f) = @_;
-    open my $fh, '<:raw', $f or die "$f: $!";
-    local $/;
-    return scalar <$fh>;
-}
-
-sub spew {
-    my ($f, $data) = @_;
-    open my $fh, '>:raw', $f or die "$f: $!";
-    print $fh $data;
-    close $fh or die "$f: $!";
 }
 
 # A private copy of avatars/, plus the hostile entries the tables expect: a

@@ -12,7 +12,8 @@ use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
-use Responder qw(start stop fcgi parse_response write_file wait_for bin client);
+use Responder qw(start stop fcgi parse_response write_file wait_for bin client children);
+use Util qw(free_port);
 
 my $dir = tempdir('avatar-av-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $run = tempdir('avatar-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -21,24 +22,12 @@ my $IEND = "\0\0\0\0IEND\xae\x42\x60\x82";
 write_file("$dir/1000.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . 'x' x 64 . $IEND);
 write_file("$dir/-1.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . 'd' x 64 . $IEND);
 
-sub children {
-    my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/task/$pid/children" or return ();
-    my $l = <$fh> // '';
-    return sort { $a <=> $b } split ' ', $l;
-}
 sub nchildren { my @c = children(@_); return scalar @c }
 sub get_status {
     my ($sock) = @_;
     my ($raw, $rc) = fcgi({ sock => $sock }, 'REQUEST_METHOD=GET', 'DOCUMENT_URI=/1000');
     my ($st) = parse_response($raw);
     return $rc == 0 ? $st : "rc=$rc";
-}
-sub free_port {
-    my $s = IO::Socket::INET->new(Listen => 1, LocalAddr => '127.0.0.1', LocalPort => 0) or die;
-    my $p = $s->sockport;
-    close $s;
-    return $p;
 }
 my @started;
 END { kill 'KILL', @started if @started }

@@ -10,14 +10,11 @@
 use strict;
 use warnings;
 use File::Temp qw(tempdir);
+use FindBin;
+use lib "$FindBin::Bin/../lib";
 use JSON::PP;
 use Test::More;
-
-sub slurp {
-    open my $fh, '<:raw', $_[0] or return undef;
-    local $/;
-    return <$fh>;
-}
+use Util qw(slurp);
 
 my $root = $0 =~ m{^(.*)/tests/t/} ? $1 : '.';
 chdir $root or die "chdir $root: $!";
@@ -33,7 +30,7 @@ if ($log =~ /ensure-deps: missing Debian packages/) {
 }
 is $status, 0, 'tests/bench/run --smoke exits 0' or diag $log;
 
-my $raw = eval { decode_json(slurp("$out/raw.json") // die "$out/raw.json: $!\n") } || {};
+my $raw = eval { decode_json(-r "$out/raw.json" ? slurp("$out/raw.json") : die "$out/raw.json: $!\n") } || {};
 ok $raw->{raw}, 'raw.json holds the runs' or diag $@;
 
 # row              kinds measured by ab/wrk
@@ -59,7 +56,7 @@ for my $row (@rows) {
     }
 }
 
-my $md = slurp("$out/results.md") // '';
+my $md = slurp("$out/results.md");
 # what the report must show                        pattern
 my @report = (
     ['the x-accel rate target',                    qr/^(PASS|FAIL) nginx → avatar\.fcgi x-accel: [\d.]+ × nginx static .* req\/s \(target ≥ 0\.80\)$/m],
@@ -84,7 +81,7 @@ my ($work) = $log =~ /work dir (\S+)/;
 ok $work, 'the driver names its work directory' or diag $log;
 my @left;
 for my $proc (glob '/proc/[0-9]*') {
-    my $cmd = slurp("$proc/cmdline") // '';
+    my $cmd = slurp("$proc/cmdline");
     my $cwd = readlink("$proc/cwd") // '';
     push @left, "$proc: $cmd" if $work && index("$cmd $cwd", $work) >= 0;
 }

@@ -15,7 +15,7 @@ use IO::Socket::UNIX;
 use IO::Select;
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
-use Responder qw(start wait_for);
+use Responder qw(start wait_for children);
 
 my $hostile = './build/fcgi-hostile';
 -x $hostile or BAIL_OUT("$hostile not built (make build/fcgi-hostile)");
@@ -32,8 +32,7 @@ my $params = join '', map { nv(@$_) } [ REQUEST_METHOD => 'GET' ], [ DOCUMENT_UR
 my $request = rec(1, pack('nCx5', 1, 0)) . rec(4, $params) . rec(4, '') . rec(5, '');
 
 my $r = start(dir => $dir, args => [ '--workers', '2', '--timeout', '4' ]);
-wait_for(sub { -r "/proc/$r->{pid}/task/$r->{pid}/children" &&
-    (() = Responder::slurp("/proc/$r->{pid}/task/$r->{pid}/children") =~ /\d+/g) == 2 }, 10)
+wait_for(sub { children($r->{pid}) == 2 }, 10)
     or BAIL_OUT('pool did not start');
 
 # Connected before the signal; the request comes after it. A second one

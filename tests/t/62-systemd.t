@@ -8,24 +8,18 @@
 # and as fd 0 (StandardInput=socket, emulated with spawn-fcgi -n).
 use strict;
 use warnings;
-use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use Responder qw(children);
+use Responder qw(built children wait_exit);
 use POSIX qw(:sys_wait_h);
 use Test::More;
 
-my $root   = abs_path("$FindBin::Bin/../..");
-# The sanitizer build, as in the other end-to-end tests (AVATAR_BIN overrides).
-my $bin    = abs_path($ENV{AVATAR_BIN} // "$root/build/avatar.fcgi.asan");
-my $client = "$root/build/fcgi-client";
-my $units  = "$root/conf/systemd";
+my ($root, $bin, $client) = built();
+my $units = "$root/conf/systemd";
 
 plan skip_all => 'systemd-analyze is not installed (apt-get install systemd)'
     unless system('command -v systemd-analyze >/dev/null') == 0;
--x $bin or BAIL_OUT("$bin is not built; run make test");
--x $client or BAIL_OUT("$client is not built; run make build/fcgi-client");
 
 # One required setting a line: unit, key, value.
 my @want = map { [split ' ', $_, 3] } grep { /\S/ } split /\n/, <<'EOT';
@@ -111,19 +105,18 @@ END {
 	for my $pid (keys %pids) {
 		my @kids = children($pid);
 		kill 'TERM', $pid;
-		wait_exit($pid);
+		exit_status($pid);
 		kill 'KILL', @kids;
 	}
 }
 $SIG{$_} = sub { exit 1 } for qw(INT TERM HUP PIPE);
 
 
-sub wait_exit {
+# The wait status of $pid, or -1 (and it is killed) after 10 s.
+sub exit_status {
 	my ($pid) = @_;
-	for (1 .. 100) {	# at most 10 s
-		return $? >> 8 if waitpid($pid, WNOHANG) == $pid;
-		select(undef, undef, undef, 0.1);
-	}
+	my $st = wait_exit($pid, 10);
+	return $st if $st != -1;
 	kill 'KILL', $pid, children($pid);
 	waitpid($pid, 0);
 	return -1;
@@ -167,7 +160,7 @@ for my $w (@ways) {
 		$out = request($sock, '/status');
 		like($out, qr/"workers_alive":\d+/, "$name: and /status");
 		kill 'TERM', $pid;
-		is(wait_exit($pid), 0, "$name: SIGTERM ends it with status 0");
+		is(exit_status($pid), 0, "$name: SIGTERM ends it with status 0");
 		delete $pids{$pid};
 		open my $lf, '<', "$tmp/log" or die;
 		my @reports = grep { /Sanitizer|runtime error:/ } <$lf>;

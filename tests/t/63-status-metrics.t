@@ -9,21 +9,15 @@
 # replaces the workers, counts no restart and loses no count either.
 use strict;
 use warnings;
-use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use Responder qw(children);
+use Responder qw(built children wait_exit);
 use JSON::PP;
 use POSIX qw(:sys_wait_h);
 use Test::More;
 
-my $root   = abs_path("$FindBin::Bin/../..");
-# The sanitizer build, as in the other end-to-end tests (AVATAR_BIN overrides).
-my $bin    = $ENV{AVATAR_BIN} // "$root/build/avatar.fcgi.asan";
-my $client = "$root/build/fcgi-client";
--x $bin or BAIL_OUT("$bin is not built; run make test");
--x $client or BAIL_OUT("$client is not built; run make build/fcgi-client");
+my ($root, $bin, $client) = built();
 
 my $tmp  = tempdir(CLEANUP => 1);
 my $sock = "$tmp/avatar.sock";
@@ -63,12 +57,10 @@ my %stopped;
 END {
 	kill 'CONT', keys %stopped;
 	if ($sup) {
+		my @kids = children($sup);
 		kill 'TERM', $sup;
-		for (1 .. 100) {
-			last if waitpid($sup, WNOHANG) == $sup;
-			select(undef, undef, undef, 0.1);
-		}
-		kill 'KILL', $sup, children($sup);
+		wait_exit($sup, 10) == -1 and kill 'KILL', $sup;
+		kill 'KILL', @kids;
 	}
 }
 $SIG{$_} = sub { exit 1 } for qw(INT TERM HUP PIPE);
@@ -278,14 +270,7 @@ for my $k (qw(hits defaults not_modified method_not_allowed)) {
 
 # SIGTERM ends the pool cleanly, and the sanitizer build found nothing.
 kill 'TERM', $sup;
-my $rc = -1;
-for (1 .. 200) {
-	if (waitpid($sup, WNOHANG) == $sup) {
-		$rc = $? >> 8;
-		last;
-	}
-	select(undef, undef, undef, 0.05);
-}
+my $rc = wait_exit($sup, 10);
 is($rc, 0, 'SIGTERM stops the pool with status 0');
 $sup = 0 if $rc != -1;
 my @reports = grep { /Sanitizer|runtime error:/ } log_lines();

@@ -8,20 +8,14 @@
 # of a run at the same level without requests.
 use strict;
 use warnings;
-use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
 use FindBin;
 use lib "$FindBin::Bin/../lib";
-use Responder qw(children);
+use Responder qw(built children wait_exit);
 use POSIX qw(:sys_wait_h);
 use Test::More;
 
-my $root   = abs_path("$FindBin::Bin/../..");
-# The sanitizer build, as in the other end-to-end tests (AVATAR_BIN overrides).
-my $bin    = $ENV{AVATAR_BIN} // "$root/build/avatar.fcgi.asan";
-my $client = "$root/build/fcgi-client";
--x $bin or BAIL_OUT("$bin is not built; run make test");
--x $client or BAIL_OUT("$client is not built; run make build/fcgi-client");
+my ($root, $bin, $client) = built();
 
 my $tmp = tempdir(CLEANUP => 1);
 my $dir = "$tmp/avatars";
@@ -96,14 +90,7 @@ sub session {
 		fcgi($sock, $method, $uri, @params);
 	}
 	kill 'TERM', $pid;
-	my $rc = -1;
-	for (1 .. 200) {
-		if (waitpid($pid, WNOHANG) == $pid) {
-			$rc = $? >> 8;
-			last;
-		}
-		select(undef, undef, undef, 0.05);
-	}
+	my $rc = wait_exit($pid, 10);
 	kill 'KILL', $pid, children($pid) if $rc == -1;
 	delete $live{$pid};
 	open my $f, '<', $log or die;
