@@ -26,7 +26,7 @@ sub built {
     return (ROOT, bin(), client());
 }
 
-# start(dir => DIR, args => [...], env => {...}) -> {pid, sock, log, run}
+# start(dir => DIR, args => [...], env => {...}, bin => PROGRAM) -> {pid, sock, log, run}
 sub start {
     my %o = @_;
     my $run = tempdir('avatar-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -38,7 +38,7 @@ sub start {
         open STDOUT, '>', '/dev/null' or die;
         $ENV{$_} = $o{env}{$_} for keys %{ $o{env} // {} };
         $ENV{ASAN_OPTIONS} //= 'detect_leaks=1:abort_on_error=0';
-        exec bin(), '--socket', $sock, '--dir', $o{dir}, @{ $o{args} // [] } or die "exec: $!";
+        exec $o{bin} // bin(), '--socket', $sock, '--dir', $o{dir}, @{ $o{args} // [] } or die "exec: $!";
     }
     my $r = { pid => $pid, sock => $sock, log => $log, run => $run };
     wait_for(sub { -S $sock }, 10) or die "responder did not start:\n" . slurp($log);
