@@ -8,6 +8,7 @@ use strict;
 use warnings;
 use Cwd qw(abs_path);
 use File::Temp qw(tempdir);
+use IO::Socket::INET;
 use Test::More ();
 use Util qw(ROOT slurp spew wait_for wait_exit children);
 use Exporter 'import';
@@ -26,11 +27,13 @@ sub built {
     return (ROOT, bin(), client());
 }
 
-# start(dir => DIR, args => [...], env => {...}, bin => PROGRAM) -> {pid, sock, log, run}
+# start(dir => DIR, args => [...], env => {...}, bin => PROGRAM,
+#       sock => PATH or HOST:PORT) -> {pid, sock, log, run}
+# The socket is a private unix socket unless sock says otherwise.
 sub start {
     my %o = @_;
     my $run = tempdir('avatar-t-XXXXXX', TMPDIR => 1, CLEANUP => 1);
-    my $sock = "$run/avatar.sock";
+    my $sock = $o{sock} // "$run/avatar.sock";
     my $log = "$run/stderr.log";
     my $pid = fork // die "fork: $!";
     if ($pid == 0) {
@@ -41,7 +44,8 @@ sub start {
         exec $o{bin} // bin(), '--socket', $sock, '--dir', $o{dir}, @{ $o{args} // [] } or die "exec: $!";
     }
     my $r = { pid => $pid, sock => $sock, log => $log, run => $run };
-    wait_for(sub { -S $sock }, 10) or die "responder did not start:\n" . slurp($log);
+    my $up = $sock =~ m{/} ? sub { -S $sock } : sub { IO::Socket::INET->new(PeerAddr => $sock) };
+    wait_for($up, 10) or die "responder did not start:\n" . slurp($log);
     return $r;
 }
 
