@@ -12,12 +12,12 @@ use File::Copy qw(copy);
 use IO::Socket::INET;
 use IO::Select;
 use Time::HiRes qw(time sleep);
-use Util qw(ROOT free_port slurp spew wait_for children);
+use Util qw(ROOT free_port slurp spew wait_for wait_exit children);
 
 # The helpers of Util.pm are exported from here too (wait_until is its
 # wait_for), so a test needs one use line.
 our @EXPORT_OK = qw(ROOT free_port slurp spew make_site start_stack stop_stack pool_pids
-    workers_of responder_pid http_raw http_get ab_run ab_parse wait_until wait_for avatar_log vmrss_kb);
+    workers_of responder_pid http_raw http_get ab_run ab_parse wait_until wait_for wait_exit avatar_log vmrss_kb);
 
 my $root = ROOT;
 *wait_until = \&wait_for;

@@ -8,6 +8,11 @@
 #  - SIGHUP to the pool three times while ab -c 100 runs through nginx:
 #    0 failed, 0 non-2xx, and every worker replaced by a new one.
 #  - nginx -s reload three times while ab -c 100 runs: 0 failed, 0 non-2xx.
+#  - Repeated SIGHUP under ab -c 100 (issue 9, defect 1): bursts of ten
+#    SIGHUPs in a second with two workers killed in each (16 workers), and
+#    pairs of SIGHUPs 0.1 s apart with 256 workers: 0 failed, 0 non-2xx,
+#    and afterwards exactly --workers workers, all started after the last
+#    SIGHUP, as /status says too.
 # Every wait is bounded (30 s for an exit); the times taken are reported.
 # STRESS_SECONDS (default 20) bounds each ab run.
 use strict;
@@ -17,8 +22,10 @@ use Test::More;
 use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h);
 use Time::HiRes qw(time sleep);
+use JSON::PP;
+use List::Util qw(shuffle);
 use Reliability qw(ROOT slurp make_site start_stack stop_stack pool_pids responder_pid ab_parse
-    wait_until avatar_log);
+    wait_for wait_exit avatar_log http_get);
 
 my $secs = $ENV{STRESS_SECONDS} // 20;
 $secs =~ /^\d+$/ && $secs >= 6 or BAIL_OUT("STRESS_SECONDS=$secs: want a whole number >= 6");
@@ -33,8 +40,7 @@ my ($dir) = make_site($base);
 sub reap {
     my ($pid) = @_;
     my $t0 = time;
-    my $st = -1;
-    wait_until(sub { my $w = waitpid($pid, WNOHANG); $st = $? if $w == $pid; $w == $pid }, 30);
+    my $st = wait_exit($pid, 30);
     kill 'KILL', $pid if $st == -1;
     return ($st, time - $t0);
 }
@@ -47,8 +53,8 @@ for my $workers (0, 2) {
         open STDERR, '>', "$base/idle-$workers.log";
         exec $bin, '--socket', $sock, '--dir', $dir, '--workers', $workers or exit 127;
     }
-    wait_until(sub { -S $sock }, 10);
-    if ($workers) { wait_until(sub { (() = Reliability::workers_of($pid) =~ /\d+/g) == $workers }, 10) }
+    wait_for(sub { -S $sock }, 10);
+    if ($workers) { wait_for(sub { (() = Reliability::workers_of($pid) =~ /\d+/g) == $workers }, 10) }
     kill 'TERM', $pid;
     my ($st, $took) = reap($pid);
     is($st, 0, "idle, --workers $workers: SIGTERM, exit status 0");
@@ -78,7 +84,7 @@ sub ab_bg {
     sleep 3;
     my $t0 = time;
     kill 'TERM', $rpid;
-    ok(wait_until(sub { !kill 0, $rpid }, 30), 'busy pool: SIGTERM, the responder exits');
+    ok(wait_for(sub { !kill 0, $rpid }, 30), 'busy pool: SIGTERM, the responder exits');
     my $took = time - $t0;
     waitpid $ab, 0;
     my $log = avatar_log($s);
@@ -122,6 +128,54 @@ for my $what ('SIGHUP', 'nginx -s reload') {
     }
     diag(sprintf '%s x%d: %d requests, %d failed, %d non-2xx, max %d ms', $what, $n, $r->{complete},
         $r->{failed}, $r->{non2xx}, $r->{max_ms});
+    diag($r->{out}) if $r->{failed} || $r->{non2xx} || !$r->{complete};
+    stop_stack($s);
+}
+
+# Repeated SIGHUP under load.
+# workers  rounds  SIGHUPs a round  apart (s)  killed a round
+for my $c (map { [split] } grep { /\S/ } split /\n/, <<'EOT') {
+16         3       10               0.1        2
+256        3       2                0.1        0
+EOT
+    my ($n, $rounds, $hups, $apart, $kills) = @$c;
+    my $name = "$rounds x $hups SIGHUPs $apart s apart, $kills killed a round, --workers $n";
+    my $s = start_stack(server => 'nginx', mode => 'x-accel', avatars => $dir, workers => $n);
+    my $rpid = responder_pid($s);
+    wait_for(sub { (() = pool_pids($s) =~ /\d+/g) == $n }, 60);
+    my ($ab, $out) = ab_bg($s->{url}, 100, $secs, "burst-$n");
+    my %old;
+    for my $round (1 .. $rounds) {
+        sleep $secs / ($rounds + 1) - $hups * $apart;
+        for my $i (1 .. $hups) {
+            my @w = split ' ', pool_pids($s);
+            $old{$_} = 1 for @w;
+            kill 'KILL', grep { defined } (shuffle @w)[0 .. $kills - 1] if $kills && $i == 1;
+            kill 'HUP', $rpid;
+            sleep $apart;
+        }
+    }
+    waitpid $ab, 0;
+    my $r = ab_parse(slurp($out));
+    ok($r->{complete} > 0, "$name: $r->{complete} requests under ab -c 100");
+    is($r->{failed}, 0, "$name: 0 failed");
+    is($r->{non2xx}, 0, "$name: 0 non-2xx");
+    my $st = {};
+    my $t0 = time;
+    my $settled = wait_for(sub {
+        my @w = split ' ', pool_pids($s);
+        return 0 unless @w == $n && !grep { $old{$_} } @w;
+        my (undef, undef, $body) = http_get($s->{port}, '/status');
+        $st = eval { decode_json($body) } // {};
+        return ($st->{workers_current} // -1) == $n && ($st->{workers_alive} // -1) == $n
+            && ($st->{workers_draining} // -1) == 0;
+    }, 60);
+    ok($settled, "$name: then exactly $n workers, all started after the last SIGHUP, and /status agrees")
+        or diag('workers: ' . pool_pids($s) . '; status: ' . encode_json($st));
+    ok(kill(0, $rpid), "$name: the supervisor itself stays");
+    unlike(avatar_log($s), qr/killing it|AddressSanitizer|runtime error/, "$name: no worker killed by the supervisor");
+    diag(sprintf '%s: %d requests, %d failed, %d non-2xx, max %d ms; settled %.2f s after the load',
+        $name, $r->{complete}, $r->{failed}, $r->{non2xx}, $r->{max_ms}, time - $t0);
     diag($r->{out}) if $r->{failed} || $r->{non2xx} || !$r->{complete};
     stop_stack($s);
 }

@@ -12,7 +12,7 @@ use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
-use Responder qw(start stop fcgi parse_response write_file wait_for bin client children);
+use Responder qw(start stop fcgi parse_response write_file wait_for wait_exit bin client children);
 use Util qw(free_port);
 
 my $dir = tempdir('avatar-av-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -28,6 +28,18 @@ sub get_status {
     my ($raw, $rc) = fcgi({ sock => $sock }, 'REQUEST_METHOD=GET', 'DOCUMENT_URI=/1000');
     my ($st) = parse_response($raw);
     return $rc == 0 ? $st : "rc=$rc";
+}
+# Starts a command in the background with its stderr in $log and %env
+# added to its environment; returns its pid.
+sub run_bg {
+    my ($log, $env, @cmd) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDERR, '>', $log or die "$log: $!";
+        @ENV{ keys %$env } = values %$env;
+        exec @cmd or exit 99;
+    }
+    return $pid;
 }
 my @started;
 END { kill 'KILL', @started if @started }
@@ -91,19 +103,13 @@ END { kill 'KILL', @started if @started }
 SKIP: {
     skip 'spawn-fcgi not installed', 6 unless -x '/usr/bin/spawn-fcgi';
     my $sock = "$run/sf.sock";
-    my $pid = fork // die;
-    if ($pid == 0) {
-        open STDERR, '>', "$run/sf.log";
-        exec 'spawn-fcgi', '-n', '-s', $sock, '-M', '0660', '--', bin(),
-             '--dir', $dir, '--workers', '2' or exit 99;
-    }
+    my $pid = run_bg("$run/sf.log", {}, 'spawn-fcgi', '-n', '-s', $sock, '-M', '0660', '--', bin(),
+        '--dir', $dir, '--workers', '2');
     push @started, $pid;
     ok(wait_for(sub { -S $sock && get_status($sock) eq '200' }, 10), 'spawn-fcgi -n: answers');
     is(sprintf('%o', (stat $sock)[2] & 0777), '660', 'socket mode 0660');
     kill 'TERM', $pid;
-    my $st;
-    wait_for(sub { waitpid($pid, WNOHANG) == $pid and ($st = $?, 1) }, 20);
-    is($st, 0, 'spawn-fcgi -n pool: SIGTERM -> exit 0');
+    is(wait_exit($pid, 20), 0, 'spawn-fcgi -n pool: SIGTERM -> exit 0');
     @started = ();
 
     # -F 2: two independent copies sharing the socket.
@@ -123,16 +129,12 @@ SKIP: {
 SKIP: {
     skip 'systemd-socket-activate not installed', 2 unless -x '/usr/bin/systemd-socket-activate';
     my $sock = "$run/sd.sock";
-    my $pid = fork // die;
-    if ($pid == 0) {
-        open STDERR, '>', "$run/sd.log";
-        exec 'systemd-socket-activate', '-l', $sock, bin(), '--dir', $dir or exit 99;
-    }
+    my $pid = run_bg("$run/sd.log", {}, 'systemd-socket-activate', '-l', $sock, bin(), '--dir', $dir);
     push @started, $pid;
     ok(wait_for(sub { -S $sock }, 10), 'socket made by systemd-socket-activate');
     is(get_status($sock), 200, 'LISTEN_FDS socket answers');
     kill 'TERM', $pid;
-    wait_for(sub { waitpid($pid, WNOHANG) == $pid }, 20);
+    wait_exit($pid, 20);
     @started = ();
 }
 
@@ -153,12 +155,7 @@ for my $c (
             skip 'no IPv6 loopback', 1 unless $ok;
         }
         my $log = "$run/tcp.log";
-        my $pid = fork // die;
-        if ($pid == 0) {
-            open STDERR, '>', $log;
-            $ENV{FCGI_WEB_SERVER_ADDRS} = $list;
-            exec bin(), '--dir', $dir, '--socket', "$host:$port" or exit 99;
-        }
+        my $pid = run_bg($log, { FCGI_WEB_SERVER_ADDRS => $list }, bin(), '--dir', $dir, '--socket', "$host:$port");
         push @started, $pid;
         my $addr = "$host:$port";
         wait_for(sub { my $s = ($host =~ /::/) ? IO::Socket::IP->new(PeerHost => '::1', PeerPort => $port)
