@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# 15-signals: every signal means the same in the supervisor, in a worker
+# 16-signals: every signal means the same in the supervisor, in a worker
 # and in a single process (avatar.fcgi(1), SIGNALS; issue 9, defects 3 and
 # 10). One case a line: who gets the signal, which, and what must follow:
 #   stop    the process finishes and exits 0 (a worker's seat is refilled)
