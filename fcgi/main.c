@@ -39,8 +39,8 @@ release_socket(void)
 /*
  * From the first instruction on, every signal means what it means later
  * (avatar.fcgi(1), SIGNALS): SIGUSR1, SIGUSR2 and SIGPIPE are ignored, and
- * SIGTERM, SIGINT and SIGHUP wait blocked until the pool's signalfd or the
- * worker's epoll_pwait takes them, so a reload or a stop sent during
+ * SIGTERM, SIGINT and SIGHUP wait blocked until the pool's or the
+ * worker's signalfd reads them, so a reload or a stop sent during
  * start-up is acted on, never fatal. SIGCHLD waits for the pool too.
  */
 static void

@@ -68,9 +68,9 @@ struct pool {
  * The child's side of the signal contract (pool.h): everything the
  * supervisor handles is still blocked here, and SIGUSR1, SIGUSR2 and SIGPIPE
  * are already ignored (inherited), so nothing can be delivered before the
- * worker installs its own handlers. SIGHUP is made ignored before it is
- * unblocked; SIGTERM and SIGINT stay blocked for the worker to unblock
- * where it waits.
+ * worker sets its own handling. SIGHUP is made ignored before it is
+ * unblocked; SIGTERM and SIGINT stay blocked, pending if they came, for
+ * the worker to take (server.c reads them from a signalfd of its own).
  */
 static void
 child_signals(struct pool *p)

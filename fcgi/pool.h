@@ -9,8 +9,8 @@
  * Signal contract with the worker: fn runs with SIGTERM and SIGINT still
  * blocked (a stop sent to a worker that is still starting waits for it),
  * SIGHUP, SIGUSR1, SIGUSR2 and SIGPIPE ignored, and without the
- * supervisor's signalfd. The worker installs its own SIGTERM/SIGINT
- * handlers and unblocks those two only where it waits.
+ * supervisor's signalfd. The worker takes SIGTERM and SIGINT its own way
+ * from there (server.h: a signalfd of its own).
  */
 #ifndef AVATAR_POOL_H
 #define AVATAR_POOL_H

@@ -10,8 +10,9 @@
 # first workers, workers forked by a reload) may ever have one of these six
 # signals deliverable with its default action, which would end it: not in
 # a worker just forked, not in a worker's wait. A worker waits with SIGTERM
-# and SIGINT caught and SIGHUP, SIGUSR1, SIGUSR2, SIGPIPE ignored, and never
-# holds the supervisor's signalfd.
+# and SIGINT either caught or blocked and read from a signalfd of its own,
+# SIGHUP, SIGUSR1, SIGUSR2 and SIGPIPE ignored, and never holds the
+# supervisor's signalfd.
 use strict;
 use warnings;
 use lib 'tests/lib';
@@ -59,6 +60,15 @@ sub answers {
 # A process that is still there and not a zombie.
 sub alive { my $s = slurp("/proc/$_[0]/stat"); return $s =~ /^\d+ \(.*\) ([^Z]) / }
 
+# A process's open descriptors, and the signal mask of one that is a
+# signalfd (0 for any other): bit N-1 stands for signal N.
+sub fds { map { m{/(\d+)$} } glob "/proc/$_[0]/fd/*" }
+sub sigfd_mask {
+    my ($pid, $fd) = @_;
+    my ($m) = slurp("/proc/$pid/fdinfo/$fd") =~ /^sigmask:\s*([0-9a-f]+)/m or return 0;
+    return hex $m;
+}
+
 # Whether the process ignores the signal (its bit in SigIgn of /proc/PID/status).
 my %signo = (HUP => 1, INT => 2, USR1 => 10, USR2 => 12, PIPE => 13, TERM => 15);
 sub ignores {
@@ -77,12 +87,11 @@ for my $c (@cases) {
     ok(answers($r), "$name: answers before");
     my @before = children($r->{pid});
     my $target = $who eq 'worker' ? $before[0] : $r->{pid};
-    # Workers never hold the supervisor's signalfd.
-    my @leaks = grep { my $p = $_; grep { (readlink($_) // '') =~ /signalfd/ } glob "/proc/$p/fd/*" } @before;
-    is("@leaks", '', "$name: no worker holds a signalfd") if $n;
+    # Workers never hold the supervisor's signalfd (one that reads its
+    # SIGCHLD); a signalfd of their own for SIGTERM and SIGINT is theirs.
+    my @leaks = grep { my $p = $_; grep { sigfd_mask($p, $_) & (1 << 16) } fds($p) } @before;
+    is("@leaks", '', "$name: no worker holds the supervisor's signalfd") if $n;
     my $log0 = length slurp($r->{log});
-    local $TODO = $who ne 'supervisor' && $sig eq 'USR1'
-        ? "server.c still stops a worker on SIGUSR1 (H1's side of PLAN.md decision 4)" : undef;
     kill $sig, $target;
 
     if ($outcome eq 'stop' && $who ne 'worker') {
@@ -131,7 +140,7 @@ SKIP: {
         open STDERR, '>', "$tmp/log" or die;
         $ENV{ASAN_OPTIONS} = 'detect_leaks=0';    # LeakSanitizer cannot run under ptrace
         exec "$strace/strace", '-ff', '-qq', '-o', "$tmp/tr", '-e', 'signal=none',
-            '-e', 'trace=rt_sigaction,rt_sigprocmask,clone,clone3,fork,vfork,epoll_pwait,epoll_pwait2,ppoll,pselect6,poll,signalfd4,close',
+            '-e', 'trace=rt_sigaction,rt_sigprocmask,clone,clone3,fork,vfork,epoll_wait,epoll_pwait,epoll_pwait2,ppoll,pselect6,poll,signalfd4,close',
             bin(), '--socket', $sock, '--dir', $dir, '--workers', '2' or exit 127;
     }
     push @started, $pid;
@@ -150,11 +159,9 @@ SKIP: {
     for my $c (map { [split ' ', $_, 2] } split /\n/, <<'EOT') {
 default      no process ever had TERM, INT, HUP, USR1, USR2 or PIPE deliverable with its default action (from the first fork on)
 sfd          no worker waits holding the supervisor's signalfd
-wait         workers wait with TERM and INT caught, HUP, USR2 and PIPE ignored
-usr1         workers wait with USR1 ignored
+wait         workers wait with TERM and INT caught or read from their own signalfd, HUP, USR1, USR2 and PIPE ignored
 EOT
         my ($cat, $what) = @$c;
-        local $TODO = $cat eq 'usr1' ? "server.c still catches SIGUSR1 (H1's side of PLAN.md decision 4)" : undef;
         my @b = @{ $bad{$cat} // [] };
         # The same violation in many processes is one line with a count.
         my %seen;
@@ -172,7 +179,7 @@ sub check_trace {
     my ($tmp, $root) = @_;
     my (%bad, $waits);
     my %files = map { /\.(\d+)$/ ? ($1 => $_) : () } glob "$tmp/tr.*";
-    my @queue = ([ $root, { mask => {}, disp => {}, armed => 0 } ]);
+    my @queue = ([ $root, { mask => {}, disp => {}, armed => 0, own => {} } ]);
     while (my $job = shift @queue) {
         my ($pid, $st) = @$job;
         my $kind = $pid == $root ? 'supervisor' : 'worker';
@@ -201,30 +208,38 @@ sub check_trace {
             } elsif ($l =~ /^(?:clone3?|v?fork)\(.* = (\d+)$/) {
                 $st->{armed} = 1;
                 $check->('at fork', $st->{mask});
+                # The child inherits the state, and the supervisor's
+                # signalfd unless it closes it.
                 push @queue, [ $1, { mask => { %{ $st->{mask} } }, disp => { %{ $st->{disp} } },
-                    armed => 1, sfd => $st->{sfd} } ];
-            } elsif ($l =~ /^signalfd4\(-1, .* = (\d+)$/) {
-                $st->{sfd} = $1;
-            } elsif ($l =~ /^close\((\d+)\)/ && defined $st->{sfd} && $1 == $st->{sfd}) {
-                delete $st->{sfd};
+                    armed => 1, psfd => $st->{sfd}, own => {} } ];
+            } elsif ($l =~ /^signalfd4\(-1, (~?\[[\w ]*\]), .* = (\d+)$/) {
+                if ($kind eq 'supervisor') { $st->{sfd} = $2 }
+                else { $st->{own}{$2} = sigset($1) }
+            } elsif ($l =~ /^close\((\d+)\)/) {
+                delete $st->{psfd} if defined $st->{psfd} && $1 == $st->{psfd};
+                delete $st->{own}{$1};
             } elsif ($l =~ /^poll\(/) {
                 $check->('in poll', $st->{mask});
-            } elsif ($l =~ /^(epoll_pwait2?|ppoll|pselect6)\(.*, (~?\[[\w ]*\]), \d+\) += /) {
-                my $mask = sigset($2);
-                $check->("in $1", $mask);
-                next unless $kind eq 'worker' && $1 =~ /^epoll/;
+            } elsif ($l =~ /^(epoll_wait|epoll_pwait2?|ppoll|pselect6)\((.*)\) += /) {
+                my ($call, $args) = ($1, $2);
+                my $mask = $call eq 'epoll_wait' ? $st->{mask}
+                    : $args =~ /, (~?\[[\w ]*\]), \d+$/ ? sigset($1) : $st->{mask};
+                $check->("in $call", $mask);
+                next unless $kind eq 'worker' && $call =~ /^epoll/;
                 $waits++;
                 my $d = sub { $st->{disp}{ $_[0] } // 'DFL' };
                 for my $s (qw(TERM INT)) {
-                    push @{ $bad{wait} }, "worker $pid line $n: waits with SIG$s " . ($mask->{$s} ? 'blocked' : $d->($s))
-                        if $mask->{$s} || $d->($s) ne 'CAUGHT';
+                    my $read = grep { $_->{$s} } values %{ $st->{own} };
+                    next if $mask->{$s} ? $read : $d->($s) eq 'CAUGHT';
+                    push @{ $bad{wait} }, "worker $pid line $n: waits with SIG$s "
+                        . ($mask->{$s} ? 'blocked and no signalfd of its own for it' : $d->($s));
                 }
                 for my $s (qw(HUP USR1 USR2 PIPE)) {
-                    push @{ $bad{ $s eq 'USR1' ? 'usr1' : 'wait' } }, "worker $pid line $n: waits with SIG$s " . $d->($s)
+                    push @{ $bad{wait} }, "worker $pid line $n: waits with SIG$s " . $d->($s)
                         if $d->($s) ne 'IGN';
                 }
-                push @{ $bad{sfd} }, "worker $pid line $n: waits holding the supervisor's signalfd (fd $st->{sfd})"
-                    if defined $st->{sfd};
+                push @{ $bad{sfd} }, "worker $pid line $n: waits holding the supervisor's signalfd (fd $st->{psfd})"
+                    if defined $st->{psfd};
             }
         }
     }
