@@ -1,0 +1,448 @@
+/*
+ * image: the upload checks and normalisation promised by image.h, on
+ * libvips 8.14. Every libvips call of the program is in this file. Each
+ * check reads only what it needs: the size and the magic bytes need nothing
+ * decoded, the header load reads no pixel data, and only then does one
+ * streaming pass decode, shrink, crop and re-encode.
+ */
+#include "image.h"
+
+#include <string.h>
+
+#include <vips/vips.h>
+
+/*
+ * One line per accepted type: where its bytes may go in libvips. Only these
+ * loader and saver classes are left unblocked, so no path through libvips
+ * can reach ImageMagick, poppler, librsvg, libheif or any other parser,
+ * whatever the bytes claim to be.
+ *
+ * How strict each decoder is: libjpeg reports corrupt entropy-coded data
+ * ("bad Huffman code", "premature end of data segment") only as warnings
+ * and paints the rest grey, so JPEG fails on warnings. libpng warns about
+ * harmless things common in real files (an sRGB profile it dislikes, a bad
+ * CRC in an ancillary chunk it then drops), so PNG, GIF and WebP fail on
+ * errors, which include truncation and a bad CRC in image data.
+ */
+static const struct family {
+	const char *ext;
+	const char *load_class;
+	const char *save_class;
+	const char *loader;		/* "vips-loader" a buffer load leaves behind */
+	VipsFailOn fail_on;
+	const char *options;		/* the same, and all frames, for thumbnail */
+} families[] = {
+	[SNIFF_PNG] = { ".png", "VipsForeignLoadPng", "VipsForeignSavePng", "pngload_buffer",
+	    VIPS_FAIL_ON_ERROR, "fail_on=error" },
+	[SNIFF_JPEG] = { ".jpg", "VipsForeignLoadJpeg", "VipsForeignSaveJpeg", "jpegload_buffer",
+	    VIPS_FAIL_ON_WARNING, "fail_on=warning" },
+	[SNIFF_GIF] = { ".gif", "VipsForeignLoadNsgif", "VipsForeignSaveCgif", "gifload_buffer",
+	    VIPS_FAIL_ON_ERROR, "fail_on=error,n=-1" },
+	[SNIFF_WEBP] = { ".webp", "VipsForeignLoadWebp", "VipsForeignSaveWebp", "webpload_buffer",
+	    VIPS_FAIL_ON_ERROR, "fail_on=error,n=-1" },
+};
+
+/*
+ * Set once by image_init. Without it libvips would start itself on first
+ * use with its cache on and every loader allowed, so image_process refuses
+ * to run rather than run unguarded.
+ */
+static int image_ready;
+
+/* What the header says, before any pixel is decoded. */
+struct header {
+	unsigned width, height;		/* of one frame */
+	unsigned frames;
+};
+
+void
+image_limits_default(struct image_limits *l)
+{
+	l->max_bytes = IMAGE_MAX_BYTES;
+	l->max_pixels = IMAGE_MAX_PIXELS;
+	l->max_frames = IMAGE_MAX_FRAMES;
+	l->max_aspect = IMAGE_MAX_ASPECT;
+	l->max_side = IMAGE_MAX_SIDE;
+	l->crop = IMAGE_CROP_CENTRE;
+	l->quality = IMAGE_QUALITY;
+}
+
+int
+image_crop_parse(const char *s, enum image_crop *crop)
+{
+	static const char *const names[] = {
+		[IMAGE_CROP_CENTRE] = "centre",
+		[IMAGE_CROP_ATTENTION] = "attention",
+		[IMAGE_CROP_NONE] = "none",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcmp(s, names[i]) == 0) {
+			*crop = (enum image_crop)i;
+			return 0;
+		}
+	return -1;
+}
+
+/* libvips reports each failed tile as a warning on stderr as well as
+ * returning the error; an upload is answered with the error, so a
+ * hostile file must not also be able to fill the log. */
+static void
+drop_log(const gchar *domain, GLogLevelFlags level, const gchar *msg, gpointer data)
+{
+	(void)domain;
+	(void)level;
+	(void)msg;
+	(void)data;
+}
+
+int
+image_init(const char *argv0, const char **why)
+{
+	if (image_ready)
+		return 0;
+	if (VIPS_INIT(argv0 ? argv0 : "avatar.fcgi") != 0) {
+		*why = "libvips did not start (vips_init)";
+		return -1;
+	}
+	/* Every upload is new bytes: a cache only holds memory. */
+	vips_cache_set_max(0);
+	vips_cache_set_max_mem(0);
+	vips_cache_set_max_files(0);
+	/* Uploads run in parallel as processes, each bounded; one thread
+	 * each keeps a burst of uploads from taking every core. */
+	vips_concurrency_set(1);
+	vips_block_untrusted_set(TRUE);
+	vips_operation_block_set("VipsForeignLoad", TRUE);
+	vips_operation_block_set("VipsForeignSave", TRUE);
+	for (size_t i = 0; i < sizeof(families) / sizeof(families[0]); i++) {
+		if (families[i].ext == NULL)
+			continue;
+		vips_operation_block_set(families[i].load_class, FALSE);
+		vips_operation_block_set(families[i].save_class, FALSE);
+	}
+	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE |
+	    G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG, drop_log, NULL);
+	image_ready = 1;
+	return 0;
+}
+
+/* Fills the refusal into *out; the detail is libvips' last error, if any,
+ * cut to its first line and to printable ASCII so a log line stays one
+ * line whatever a decoder echoed from the file. */
+static int
+refuse(struct image_out *out, int status, const char *error)
+{
+	const char *e = vips_error_buffer();
+	size_t n = 0;
+
+	out->status = status;
+	out->error = error;
+	while (e[n] != '\0' && e[n] != '\n' && n < sizeof(out->detail) - 1) {
+		unsigned char c = (unsigned char)e[n];
+		out->detail[n] = c >= 0x20 && c < 0x7f ? (char)c : '?';
+		n++;
+	}
+	out->detail[n] = '\0';
+	vips_error_clear();
+	return -1;
+}
+
+/* The header of buf by the loader its magic bytes named, with no pixels
+ * decoded: libvips loaders are lazy, and access is sequential. */
+static int
+load_header(enum sniff_type type, void *buf, size_t len, VipsImage **img)
+{
+	VipsFailOn f = families[type].fail_on;
+
+	switch (type) {
+	case SNIFF_PNG:
+		return vips_pngload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
+		    "fail_on", f, NULL);
+	case SNIFF_JPEG:
+		return vips_jpegload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
+		    "fail_on", f, NULL);
+	case SNIFF_GIF:
+		return vips_gifload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
+		    "fail_on", f, NULL);
+	case SNIFF_WEBP:
+		return vips_webpload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
+		    "fail_on", f, NULL);
+	case SNIFF_NONE:
+		break;
+	}
+	vips_error("image", "no loader");
+	return -1;
+}
+
+/* Step 3: every limit that the header alone can decide. */
+static int
+check_header(const struct image_limits *l, enum sniff_type type, void *buf, size_t len,
+    struct header *h, struct image_out *out)
+{
+	VipsImage *img = NULL;
+	uint64_t w, ht, longer, shorter;
+
+	if (load_header(type, buf, len, &img) != 0)
+		return refuse(out, 422, "decode");
+	h->width = (unsigned)vips_image_get_width(img);
+	h->height = (unsigned)vips_image_get_height(img);
+	h->frames = (unsigned)vips_image_get_n_pages(img);
+	g_object_unref(img);
+
+	w = h->width;
+	ht = h->height;
+	if (w * ht > l->max_pixels)
+		return refuse(out, 422, "max-pixels");
+	longer = w > ht ? w : ht;
+	shorter = w > ht ? ht : w;
+	/* A 1x100000 image passes the pixel limit, but cropped to a square
+	 * it is one pixel, and uncropped a line: refused as a mistake. */
+	if (longer > shorter * l->max_aspect)
+		return refuse(out, 422, "max-aspect");
+	if (h->frames > l->max_frames)
+		return refuse(out, 422, "max-frames");
+	/* Every frame is decoded: the frames together must fit the budget. */
+	if (w * ht * h->frames > l->max_pixels)
+		return refuse(out, 422, "max-pixels");
+	return 0;
+}
+
+/*
+ * Decodes, rotates upright, converts to sRGB and shrinks in one streaming
+ * pass (libvips' thumbnail: shrink-on-load for JPEG, colour management to
+ * sRGB from an embedded or the default CMYK profile). fail_on makes any
+ * decoder error, truncation included, fail the whole pipeline.
+ *
+ * A still image is cropped by thumbnail itself. thumbnail would flatten an
+ * animation to one frame when asked to crop, so an animation is shrunk
+ * until its shorter side fits and its frames are cropped afterwards.
+ */
+static int
+shrink(const struct image_limits *l, enum sniff_type type, void *buf, size_t len,
+    const struct header *h, VipsImage **img)
+{
+	unsigned shorter = h->width < h->height ? h->width : h->height;
+	unsigned side = shorter < l->max_side ? shorter : l->max_side;
+	int animated = h->frames > 1;
+	int width, height;
+	VipsInteresting crop = VIPS_INTERESTING_NONE;
+
+	if (l->crop == IMAGE_CROP_NONE) {
+		width = height = (int)l->max_side;
+	} else if (!animated) {
+		width = height = (int)side;
+		crop = l->crop == IMAGE_CROP_ATTENTION ? VIPS_INTERESTING_ATTENTION
+		    : VIPS_INTERESTING_CENTRE;
+	} else {
+		width = h->width <= h->height ? (int)side : VIPS_MAX_COORD;
+		height = h->width <= h->height ? VIPS_MAX_COORD : (int)side;
+	}
+	/* fail_on goes in the loader's option string: libvips 8.14's
+	 * thumbnail_buffer does not pass its own fail_on to the loader
+	 * (a truncated PNG decodes as grey with it), the option string does. */
+	return vips_thumbnail_buffer(buf, len, img, width, "height", height,
+	    "size", VIPS_SIZE_DOWN, "crop", crop, "export_profile", "srgb",
+	    "option_string", families[type].options, NULL);
+}
+
+/* Cuts every frame to the centred square of its shorter side; a still
+ * image that thumbnail already cropped comes back as it is. */
+static int
+crop_frames(VipsImage *in, VipsImage **out)
+{
+	int w = vips_image_get_width(in);
+	int ph = vips_image_get_page_height(in);
+	int frames = vips_image_get_height(in) / ph;
+	int side = w < ph ? w : ph;
+	VipsImage **pages;
+	int rc = -1, n;
+
+	if (w == ph) {
+		*out = in;
+		g_object_ref(in);
+		return 0;
+	}
+	pages = g_new0(VipsImage *, (gsize)frames);
+	for (n = 0; n < frames; n++)
+		if (vips_extract_area(in, &pages[n], (w - side) / 2,
+		    n * ph + (ph - side) / 2, side, side, NULL) != 0)
+			goto done;
+	if (vips_arrayjoin(pages, out, frames, "across", 1, NULL) != 0)
+		goto done;
+	rc = 0;
+done:
+	while (n-- > 0)
+		g_object_unref(pages[n]);
+	g_free(pages);
+	return rc;
+}
+
+/* To 8-bit sRGB, three bands plus alpha where the format keeps one:
+ * grey, 16-bit and anything thumbnail left in another space. */
+static int
+to_srgb(VipsImage *in, enum sniff_type type, VipsImage **out)
+{
+	VipsImage *t[3] = { NULL, NULL, NULL };
+	int rc = -1;
+
+	if (vips_colourspace(in, &t[0], VIPS_INTERPRETATION_sRGB, NULL) != 0)
+		goto done;
+	if (vips_image_get_format(t[0]) != VIPS_FORMAT_UCHAR) {
+		if (vips_cast_uchar(t[0], &t[1], NULL) != 0)
+			goto done;
+	} else {
+		t[1] = t[0];
+		g_object_ref(t[1]);
+	}
+	/* JPEG has no alpha: put it on white rather than let it turn black. */
+	if (type == SNIFF_JPEG && vips_image_hasalpha(t[1])) {
+		VipsArrayDouble *white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
+		int r = vips_flatten(t[1], &t[2], "background", white, NULL);
+		vips_area_unref(VIPS_AREA(white));
+		if (r != 0)
+			goto done;
+	} else {
+		t[2] = t[1];
+		g_object_ref(t[2]);
+	}
+	*out = t[2];
+	t[2] = NULL;
+	rc = 0;
+done:
+	for (int i = 0; i < 3; i++)
+		if (t[i] != NULL)
+			g_object_unref(t[i]);
+	return rc;
+}
+
+/*
+ * A copy that carries pixels and the animation fields, nothing else: EXIF
+ * (GPS, camera, orientation), XMP, IPTC, ICC, comments and any other field
+ * a loader attached are removed here, and the savers are also told to
+ * strip, so neither can leak what the other misses.
+ */
+static int
+bare(VipsImage *in, VipsImage **out)
+{
+	static const char *const keep[] = { "delay", "loop", "gif-delay", "gif-loop" };
+	int ph = vips_image_get_page_height(in);
+	gchar **fields;
+
+	if (vips_copy(in, out, NULL) != 0)
+		return -1;
+	fields = vips_image_get_fields(*out);
+	for (int i = 0; fields[i] != NULL; i++) {
+		int kept = 0;
+		for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
+			kept |= strcmp(fields[i], keep[k]) == 0;
+		if (!kept)
+			vips_image_remove(*out, fields[i]);
+	}
+	g_strfreev(fields);
+	if (ph != vips_image_get_height(*out))
+		vips_image_set_int(*out, VIPS_META_PAGE_HEIGHT, ph);
+	return 0;
+}
+
+/* Re-encodes in the family the upload came in; bytes from libvips' allocator. */
+static int
+encode(const struct image_limits *l, enum sniff_type type, VipsImage *img, void **buf,
+    size_t *len)
+{
+	switch (type) {
+	case SNIFF_PNG:
+		return vips_pngsave_buffer(img, buf, len, "strip", TRUE, "compression", 6,
+		    "interlace", FALSE, NULL);
+	case SNIFF_JPEG:
+		return vips_jpegsave_buffer(img, buf, len, "strip", TRUE, "Q", l->quality,
+		    "optimize_coding", TRUE, "interlace", FALSE, NULL);
+	case SNIFF_GIF:
+		return vips_gifsave_buffer(img, buf, len, "strip", TRUE, NULL);
+	case SNIFF_WEBP:
+		return vips_webpsave_buffer(img, buf, len, "strip", TRUE, "Q", l->quality, NULL);
+	case SNIFF_NONE:
+		break;
+	}
+	vips_error("image", "no saver");
+	return -1;
+}
+
+int
+image_process(const struct image_limits *l, const void *buf, size_t len,
+    struct image_out *out)
+{
+	/* libvips takes a non-const pointer but only reads the buffer. */
+	void *in = (void *)(uintptr_t)buf;
+	enum sniff_type type;
+	struct header h = { 0, 0, 0 };
+	VipsImage *t[4] = { NULL, NULL, NULL, NULL };
+	const char *loader = NULL;
+	void *bytes = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (!image_ready) {
+		vips_error("image", "image_init was not called");
+		return refuse(out, 500, "internal");
+	}
+	vips_error_clear();
+	/* 1. Size, before anything reads the body. */
+	if (len > l->max_bytes)
+		return refuse(out, 413, "max-bytes");
+	/* 2. Type by magic bytes; the loader is chosen from them alone. */
+	type = sniff_type(buf, len);
+	if (type == SNIFF_NONE)
+		return refuse(out, 415, "type");
+	/* 3. Header limits, no pixel decoded yet. */
+	if (check_header(l, type, in, len, &h, out) != 0)
+		return -1;
+	/* 4. The full decode, inside the one pass that makes the new image. */
+	if (shrink(l, type, in, len, &h, &t[0]) != 0)
+		goto decode;
+	/* thumbnail picks its own loader; it must be the one the magic
+	 * bytes named (the others are blocked: this only proves it). */
+	if (vips_image_get_string(t[0], VIPS_META_LOADER, &loader) != 0 ||
+	    strcmp(loader, families[type].loader) != 0) {
+		vips_error("image", "loaded by %s", loader ? loader : "?");
+		goto decode;
+	}
+	if (l->crop == IMAGE_CROP_NONE) {
+		t[1] = t[0];
+		g_object_ref(t[1]);
+	} else if (crop_frames(t[0], &t[1]) != 0) {
+		goto decode;
+	}
+	if (to_srgb(t[1], type, &t[2]) != 0 || bare(t[2], &t[3]) != 0)
+		goto decode;
+	/* Pixels are decoded here, as the encoder pulls them. */
+	if (encode(l, type, t[3], &bytes, &n) != 0)
+		goto decode;
+
+	out->bytes = bytes;
+	out->len = n;
+	out->type = type;
+	out->ext = families[type].ext;
+	out->mime = sniff_mime(type);
+	out->width = (unsigned)vips_image_get_width(t[3]);
+	out->height = (unsigned)vips_image_get_page_height(t[3]);
+	out->frames = (unsigned)(vips_image_get_height(t[3]) / vips_image_get_page_height(t[3]));
+	rc = 0;
+	goto done;
+decode:
+	rc = refuse(out, 422, "decode");
+done:
+	for (int i = 0; i < 4; i++)
+		if (t[i] != NULL)
+			g_object_unref(t[i]);
+	return rc;
+}
+
+void
+image_out_free(struct image_out *out)
+{
+	g_free(out->bytes);
+	out->bytes = NULL;
+	out->len = 0;
+}

@@ -1,0 +1,92 @@
+/*
+ * image: checks, cleans and re-encodes one uploaded avatar with libvips.
+ * The only module that includes <vips/vips.h>. Decoding costs tens to
+ * hundreds of milliseconds, so it runs in upload processes only, never in
+ * a worker that serves GETs. This module never touches the filesystem and
+ * never logs: it returns a status and a reason, and the caller decides.
+ *
+ * The checks run in this order, each before any work the next would do, so
+ * no limit can be bypassed by a later step:
+ *   1. body size               > max_bytes          413 "max-bytes"
+ *   2. type by magic bytes     not PNG/JPEG/GIF/WebP 415 "type"
+ *   3. header only, no pixels  unreadable header    422 "decode"
+ *                              width x height       422 "max-pixels"
+ *                              long side / short    422 "max-aspect"
+ *                              frames               422 "max-frames"
+ *                              width x height x frames 422 "max-pixels"
+ *   4. full decode, any decoder error (truncated, bad CRC, bad Huffman
+ *      data) refuses the whole image     422 "decode"
+ * Then the image is normalised: EXIF orientation applied, converted to 8-bit
+ * sRGB (CMYK, 16-bit, grey, ICC-tagged inputs), cropped to a square (unless
+ * IMAGE_CROP_NONE), scaled down to max_side (never up) and re-encoded in the
+ * family it came in, with no metadata at all (no EXIF, GPS, XMP, ICC,
+ * comments). A file that is two formats at once (GIF/HTML, JPEG/ZIP) is
+ * decoded as the image its magic bytes name; only the re-encoded pixels are
+ * returned, so nothing else survives.
+ */
+#ifndef AVATAR_IMAGE_H
+#define AVATAR_IMAGE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "sniff.h"
+
+enum image_crop { IMAGE_CROP_CENTRE, IMAGE_CROP_ATTENTION, IMAGE_CROP_NONE };
+
+struct image_limits {
+	size_t max_bytes;		/* upload body size */
+	uint64_t max_pixels;		/* pixels decoded: width x height x frames */
+	unsigned max_frames;		/* frames of an animated GIF or WebP */
+	unsigned max_aspect;		/* longer side at most this many times the shorter */
+	unsigned max_side;		/* output side; images are never scaled up */
+	enum image_crop crop;		/* animations are always cropped at the centre */
+	int quality;			/* JPEG and lossy WebP quality, 1..100 */
+};
+
+/* The defaults: 8 MiB, 16.8 MP (as imgproxy), 100 frames, 20:1, 1024, centre, 85. */
+#define IMAGE_MAX_BYTES		(8u << 20)
+#define IMAGE_MAX_PIXELS	16800000u
+#define IMAGE_MAX_FRAMES	100u
+#define IMAGE_MAX_ASPECT	20u
+#define IMAGE_MAX_SIDE		1024u
+#define IMAGE_QUALITY		85
+
+struct image_out {
+	int status;			/* 0, or the HTTP status: 413, 415, 422, 500 */
+	const char *error;		/* the limit that refused ("max-pixels"...); NULL if ok */
+	char detail[160];		/* libvips' reason, printable ASCII only; "" if none */
+	unsigned char *bytes;		/* the new image; owned, free with image_out_free */
+	size_t len;
+	enum sniff_type type;		/* always the type of bytes */
+	const char *ext;		/* ".png", ".jpg", ".gif", ".webp" */
+	const char *mime;
+	unsigned width, height;		/* of one frame */
+	unsigned frames;		/* 1 for a still image */
+};
+
+/* Fills *l with the defaults above. */
+void image_limits_default(struct image_limits *l);
+
+/* "centre", "attention" or "none" to *crop; returns 0, or -1 for anything else. */
+int image_crop_parse(const char *s, enum image_crop *crop);
+
+/*
+ * Starts libvips for this process: once, in the process that will call
+ * image_process, after any fork (libvips keeps threads). Turns the
+ * operation cache off, uses one thread, and blocks every loader and saver
+ * except PNG, JPEG, GIF and WebP. Returns 0, or -1 with a reason in *why.
+ */
+int image_init(const char *argv0, const char **why);
+
+/*
+ * Checks and normalises the image in buf[0..len). Always fills *out: on
+ * success status 0 and the new bytes; otherwise status and error say which
+ * check refused. Call image_out_free afterwards in either case.
+ */
+int image_process(const struct image_limits *l, const void *buf, size_t len,
+    struct image_out *out);
+
+void image_out_free(struct image_out *out);
+
+#endif
