@@ -10,6 +10,7 @@
 #include <string.h>
 
 #include <vips/vips.h>
+#include <webp/mux.h>
 
 /*
  * One line per accepted type: where its bytes may go in libvips. Only these
@@ -53,6 +54,7 @@ static int image_ready;
 struct header {
 	unsigned width, height;		/* of one frame */
 	unsigned frames;
+	int icc;			/* carries an ICC profile */
 };
 
 void
@@ -133,7 +135,8 @@ image_init(const char *argv0, const char **why)
 static int
 refuse(struct image_out *out, int status, const char *error)
 {
-	const char *e = vips_error_buffer();
+	/* Before image_init even libvips' error buffer does not exist. */
+	const char *e = image_ready ? vips_error_buffer() : "image_init was not called";
 	size_t n = 0;
 
 	out->status = status;
@@ -144,7 +147,8 @@ refuse(struct image_out *out, int status, const char *error)
 		n++;
 	}
 	out->detail[n] = '\0';
-	vips_error_clear();
+	if (image_ready)
+		vips_error_clear();
 	return -1;
 }
 
@@ -188,6 +192,7 @@ check_header(const struct image_limits *l, enum sniff_type type, void *buf, size
 	h->width = (unsigned)vips_image_get_width(img);
 	h->height = (unsigned)vips_image_get_height(img);
 	h->frames = (unsigned)vips_image_get_n_pages(img);
+	h->icc = vips_image_get_typeof(img, VIPS_META_ICC_NAME) != 0;
 	g_object_unref(img);
 
 	w = h->width;
@@ -210,9 +215,12 @@ check_header(const struct image_limits *l, enum sniff_type type, void *buf, size
 
 /*
  * Decodes, rotates upright, converts to sRGB and shrinks in one streaming
- * pass (libvips' thumbnail: shrink-on-load for JPEG, colour management to
- * sRGB from an embedded or the default CMYK profile). fail_on makes any
- * decoder error, truncation included, fail the whole pipeline.
+ * pass (libvips' thumbnail: shrink-on-load for JPEG, CMYK through libvips'
+ * CMYK profile). fail_on makes any decoder error, truncation included,
+ * fail the whole pipeline. Only an image that carries an ICC profile is
+ * transformed to sRGB with it: told to export sRGB, thumbnail also sends
+ * untagged images through the ICC path, which moves saturated colours (pure
+ * blue comes out as 84,15,253).
  *
  * A still image is cropped by thumbnail itself. thumbnail would flatten an
  * animation to one frame when asked to crop, so an animation is shrunk
@@ -242,7 +250,7 @@ shrink(const struct image_limits *l, enum sniff_type type, void *buf, size_t len
 	 * thumbnail_buffer does not pass its own fail_on to the loader
 	 * (a truncated PNG decodes as grey with it), the option string does. */
 	return vips_thumbnail_buffer(buf, len, img, width, "height", height,
-	    "size", VIPS_SIZE_DOWN, "crop", crop, "export_profile", "srgb",
+	    "size", VIPS_SIZE_DOWN, "crop", crop, "export_profile", h->icc ? "srgb" : NULL,
 	    "option_string", families[type].options, NULL);
 }
 
@@ -278,12 +286,12 @@ done:
 	return rc;
 }
 
-/* To 8-bit sRGB, three bands plus alpha where the format keeps one:
- * grey, 16-bit and anything thumbnail left in another space. */
+/* To 8-bit sRGB, three bands and the alpha the upload had (a JPEG has
+ * none): grey, 16-bit and anything thumbnail left in another space. */
 static int
-to_srgb(VipsImage *in, enum sniff_type type, VipsImage **out)
+to_srgb(VipsImage *in, VipsImage **out)
 {
-	VipsImage *t[3] = { NULL, NULL, NULL };
+	VipsImage *t[2] = { NULL, NULL };
 	int rc = -1;
 
 	if (vips_colourspace(in, &t[0], VIPS_INTERPRETATION_sRGB, NULL) != 0)
@@ -295,57 +303,21 @@ to_srgb(VipsImage *in, enum sniff_type type, VipsImage **out)
 		t[1] = t[0];
 		g_object_ref(t[1]);
 	}
-	/* JPEG has no alpha: put it on white rather than let it turn black. */
-	if (type == SNIFF_JPEG && vips_image_hasalpha(t[1])) {
-		VipsArrayDouble *white = vips_array_double_newv(3, 255.0, 255.0, 255.0);
-		int r = vips_flatten(t[1], &t[2], "background", white, NULL);
-		vips_area_unref(VIPS_AREA(white));
-		if (r != 0)
-			goto done;
-	} else {
-		t[2] = t[1];
-		g_object_ref(t[2]);
-	}
-	*out = t[2];
-	t[2] = NULL;
+	*out = t[1];
+	t[1] = NULL;
 	rc = 0;
 done:
-	for (int i = 0; i < 3; i++)
+	for (int i = 0; i < 2; i++)
 		if (t[i] != NULL)
 			g_object_unref(t[i]);
 	return rc;
 }
-
 /*
- * A copy that carries pixels and the animation fields, nothing else: EXIF
- * (GPS, camera, orientation), XMP, IPTC, ICC, comments and any other field
- * a loader attached are removed here, and the savers are also told to
- * strip, so neither can leak what the other misses.
+ * Re-encodes in the family the upload came in; bytes from libvips'
+ * allocator. strip drops every metadata field a loader attached (EXIF with
+ * GPS and orientation, XMP, IPTC, ICC, comments and text chunks): only
+ * pixels and the animation (page-height, delay, loop) are written.
  */
-static int
-bare(VipsImage *in, VipsImage **out)
-{
-	static const char *const keep[] = { "delay", "loop", "gif-delay", "gif-loop" };
-	int ph = vips_image_get_page_height(in);
-	gchar **fields;
-
-	if (vips_copy(in, out, NULL) != 0)
-		return -1;
-	fields = vips_image_get_fields(*out);
-	for (int i = 0; fields[i] != NULL; i++) {
-		int kept = 0;
-		for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
-			kept |= strcmp(fields[i], keep[k]) == 0;
-		if (!kept)
-			vips_image_remove(*out, fields[i]);
-	}
-	g_strfreev(fields);
-	if (ph != vips_image_get_height(*out))
-		vips_image_set_int(*out, VIPS_META_PAGE_HEIGHT, ph);
-	return 0;
-}
-
-/* Re-encodes in the family the upload came in; bytes from libvips' allocator. */
 static int
 encode(const struct image_limits *l, enum sniff_type type, VipsImage *img, void **buf,
     size_t *len)
@@ -368,6 +340,56 @@ encode(const struct image_limits *l, enum sniff_type type, VipsImage *img, void 
 	return -1;
 }
 
+/*
+ * libvips 8.14.1 (Debian 12) ignores strip in webpsave and always writes
+ * an EXIF chunk it builds afresh, and any ICC or XMP the image carries
+ * (fixed in 8.14.2, "fix strip arg to webpsave"). So the chunks are taken
+ * out again with libwebp's own muxer; harmless where strip works.
+ */
+static int
+webp_strip(void **buf, size_t *len)
+{
+	static const char *const meta[] = { "EXIF", "XMP ", "ICCP" };
+	WebPData in = { *buf, *len }, out = { NULL, 0 };
+	WebPMux *mux = WebPMuxCreate(&in, 0);
+	int rc = -1;
+
+	if (mux == NULL)
+		goto done;
+	for (size_t i = 0; i < sizeof(meta) / sizeof(meta[0]); i++) {
+		WebPMuxError e = WebPMuxDeleteChunk(mux, meta[i]);
+		if (e != WEBP_MUX_OK && e != WEBP_MUX_NOT_FOUND)
+			goto done;
+	}
+	if (WebPMuxAssemble(mux, &out) != WEBP_MUX_OK)
+		goto done;
+	g_free(*buf);
+	*buf = g_memdup2(out.bytes, out.size);
+	*len = out.size;
+	rc = 0;
+done:
+	if (rc != 0)
+		vips_error("image", "webp metadata could not be removed");
+	WebPDataClear(&out);
+	WebPMuxDelete(mux);
+	return rc;
+}
+
+/*
+ * libnsgif is made for browsers that draw a GIF as it arrives: on a cut
+ * file it stops quietly after the last whole frame, and libvips returns
+ * those. The trailer byte (0x3B) that every GIF ends with is then the one
+ * sign that the file is whole; a file without it is refused as truncated.
+ */
+static int
+gif_whole(const unsigned char *buf, size_t len)
+{
+	if (len > 0 && buf[len - 1] == 0x3b)
+		return 0;
+	vips_error("image", "GIF without its trailer: truncated");
+	return -1;
+}
+
 int
 image_process(const struct image_limits *l, const void *buf, size_t len,
     struct image_out *out)
@@ -375,18 +397,16 @@ image_process(const struct image_limits *l, const void *buf, size_t len,
 	/* libvips takes a non-const pointer but only reads the buffer. */
 	void *in = (void *)(uintptr_t)buf;
 	enum sniff_type type;
-	struct header h = { 0, 0, 0 };
-	VipsImage *t[4] = { NULL, NULL, NULL, NULL };
+	struct header h = { 0, 0, 0, 0 };
+	VipsImage *t[3] = { NULL, NULL, NULL };
 	const char *loader = NULL;
 	void *bytes = NULL;
 	size_t n = 0;
 	int rc = -1;
 
 	memset(out, 0, sizeof(*out));
-	if (!image_ready) {
-		vips_error("image", "image_init was not called");
+	if (!image_ready)
 		return refuse(out, 500, "internal");
-	}
 	vips_error_clear();
 	/* 1. Size, before anything reads the body. */
 	if (len > l->max_bytes)
@@ -399,6 +419,8 @@ image_process(const struct image_limits *l, const void *buf, size_t len,
 	if (check_header(l, type, in, len, &h, out) != 0)
 		return -1;
 	/* 4. The full decode, inside the one pass that makes the new image. */
+	if (type == SNIFF_GIF && gif_whole(buf, len) != 0)
+		return refuse(out, 422, "decode");
 	if (shrink(l, type, in, len, &h, &t[0]) != 0)
 		goto decode;
 	/* thumbnail picks its own loader; it must be the one the magic
@@ -414,26 +436,30 @@ image_process(const struct image_limits *l, const void *buf, size_t len,
 	} else if (crop_frames(t[0], &t[1]) != 0) {
 		goto decode;
 	}
-	if (to_srgb(t[1], type, &t[2]) != 0 || bare(t[2], &t[3]) != 0)
+	if (to_srgb(t[1], &t[2]) != 0)
 		goto decode;
 	/* Pixels are decoded here, as the encoder pulls them. */
-	if (encode(l, type, t[3], &bytes, &n) != 0)
+	if (encode(l, type, t[2], &bytes, &n) != 0)
 		goto decode;
+	if (type == SNIFF_WEBP && webp_strip(&bytes, &n) != 0) {
+		g_free(bytes);
+		goto decode;
+	}
 
 	out->bytes = bytes;
 	out->len = n;
 	out->type = type;
 	out->ext = families[type].ext;
 	out->mime = sniff_mime(type);
-	out->width = (unsigned)vips_image_get_width(t[3]);
-	out->height = (unsigned)vips_image_get_page_height(t[3]);
-	out->frames = (unsigned)(vips_image_get_height(t[3]) / vips_image_get_page_height(t[3]));
+	out->width = (unsigned)vips_image_get_width(t[2]);
+	out->height = (unsigned)vips_image_get_page_height(t[2]);
+	out->frames = (unsigned)(vips_image_get_height(t[2]) / vips_image_get_page_height(t[2]));
 	rc = 0;
 	goto done;
 decode:
 	rc = refuse(out, 422, "decode");
 done:
-	for (int i = 0; i < 4; i++)
+	for (int i = 0; i < 3; i++)
 		if (t[i] != NULL)
 			g_object_unref(t[i]);
 	return rc;
