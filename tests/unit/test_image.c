@@ -14,6 +14,7 @@
 
 #include <vips/vips.h>
 
+#include "ext.h"
 #include "image.h"
 #include "tap.h"
 
@@ -225,6 +226,13 @@ check_output(const struct tcase *c, const struct image_out *o)
 	    tname[o->type]);
 	ok(strcmp(o->ext + 1, tname[o->type]) == 0 && strcmp(o->mime, sniff_mime(o->type)) == 0,
 	    "%s:%d: extension %s and type %s match the bytes", c->file, c->line, o->ext, o->mime);
+	{
+		int listed = 0;
+		for (size_t i = 0; ext_name(i) != NULL; i++)
+			listed |= strcmp(ext_name(i), o->ext) == 0;
+		ok(listed, "%s:%d: %s is in ext.h's list, so the read path finds it", c->file,
+		    c->line, o->ext);
+	}
 
 	if (!ok((img = reload(o)) != NULL, "%s:%d: the new image decodes strictly: %s", c->file,
 	    c->line, vips_error_buffer())) {
