@@ -1,0 +1,561 @@
+/*
+ * upload: the manager, the upload processes and the job protocol. This file
+ * never touches a FastCGI connection: read workers own those.
+ */
+#include "upload.h"
+#include "image.h"
+#include "log.h"
+#include "store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#define JOB_MAGIC 0x61766a31u	/* "avj1": both ends are this binary */
+#define MAX_UPLOADERS 64
+
+struct job_msg {
+	uint32_t magic;
+	uint32_t method;
+	int64_t id;
+	uint64_t len;
+	char peer[64];
+};
+
+struct reply_msg {
+	int32_t status;
+	uint32_t len;
+	char body[UPLOAD_REPLY_MAX];
+};
+
+/* ---- the read worker's side ---------------------------------------------- */
+
+/* A sealed memfd, so the upload process reads exactly what was received. */
+static int
+body_fd(const unsigned char *p, size_t len)
+{
+	int fd = memfd_create("avatar-upload", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+	size_t off = 0;
+
+	if (fd == -1)
+		return -1;
+	while (off < len) {
+		ssize_t n = write(fd, p + off, len - off);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			goto fail;
+		off += (size_t)n;
+	}
+	if (fcntl(fd, F_ADD_SEALS, F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE |
+	    F_SEAL_SEAL) == -1)
+		goto fail;
+	return fd;
+fail:
+	close(fd);
+	return -1;
+}
+
+int
+upload_submit(int qfd, const struct upload_job *job, int *reply_fd)
+{
+	struct job_msg m;
+	struct msghdr mh;
+	struct iovec iov;
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct cmsghdr *cm;
+	int sv[2], fds[2], nfds = 1, saved;
+	ssize_t n;
+
+	memset(&m, 0, sizeof(m));
+	m.magic = JOB_MAGIC;
+	m.method = (uint32_t)job->method;
+	m.id = job->id;
+	m.len = job->method == UPLOAD_PUT ? job->len : 0;
+	snprintf(m.peer, sizeof(m.peer), "%s", job->peer ? job->peer : "-");
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	    0, sv) == -1)
+		return -1;
+	fds[0] = sv[1];
+	if (job->method == UPLOAD_PUT) {
+		if ((fds[1] = body_fd(job->body, job->len)) == -1)
+			goto fail;
+		nfds = 2;
+	}
+	memset(&mh, 0, sizeof(mh));
+	memset(&u, 0, sizeof(u));
+	iov.iov_base = &m;
+	iov.iov_len = sizeof(m);
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+	cm = CMSG_FIRSTHDR(&mh);
+	cm->cmsg_level = SOL_SOCKET;
+	cm->cmsg_type = SCM_RIGHTS;
+	cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+	memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+	do
+		n = sendmsg(qfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	if (n != (ssize_t)sizeof(m))
+		goto fail;
+	/* The upload process holds its own copies now. */
+	close(sv[1]);
+	if (nfds == 2)
+		close(fds[1]);
+	*reply_fd = sv[0];
+	return 0;
+fail:
+	saved = errno;
+	if (nfds == 2)
+		close(fds[1]);
+	close(sv[0]);
+	close(sv[1]);
+	errno = saved;
+	return -1;
+}
+
+int
+upload_read_reply(int fd, struct upload_reply *r)
+{
+	struct reply_msg m;
+	ssize_t n;
+
+	do
+		n = recv(fd, &m, sizeof(m), MSG_DONTWAIT);
+	while (n == -1 && errno == EINTR);
+	if (n == -1 && (errno == EAGAIN || errno == EWOULDBLOCK))
+		return -1;
+	if (n < (ssize_t)offsetof(struct reply_msg, body) ||
+	    m.len > sizeof(m.body) ||
+	    (size_t)n != offsetof(struct reply_msg, body) + m.len ||
+	    m.status < 100 || m.status > 599) {
+		/* End of file: the upload process died mid-job. What the store
+		 * holds is the old avatar or the new one, whole (store.c). */
+		static const char died[] = "{\"error\":\"the upload process stopped; "
+		    "the avatar is either the old one or the new one\"}";
+
+		r->status = 500;
+		r->len = sizeof(died) - 1;
+		memcpy(r->body, died, r->len);
+		errno = EPIPE;
+		return -1;
+	}
+	r->status = m.status;
+	r->len = m.len;
+	memcpy(r->body, m.body, m.len);
+	return 0;
+}
+
+/* ---- the upload process ---------------------------------------------------- */
+
+static volatile sig_atomic_t uploader_stop;
+
+static void
+on_term(int sig)
+{
+	(void)sig;
+	uploader_stop = 1;
+}
+
+__attribute__((format(printf, 3, 4)))
+static void
+reply_set(struct reply_msg *m, int status, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(m->body, sizeof(m->body), fmt, ap);
+	va_end(ap);
+	m->status = status;
+	m->len = n < 0 ? 0 : (size_t)n >= sizeof(m->body) ?
+	    (uint32_t)sizeof(m->body) - 1 : (uint32_t)n;
+}
+
+/* JSON strings here come from our own tables (types, limit names) and from
+ * libvips' error text: keep only what needs no escaping. */
+static void
+json_safe(char *dst, size_t dstlen, const char *src)
+{
+	size_t j = 0;
+
+	for (; *src && j + 1 < dstlen; src++) {
+		unsigned char ch = (unsigned char)*src;
+
+		if (ch >= 0x20 && ch < 0x7f && ch != '"' && ch != '\\')
+			dst[j++] = (char)ch;
+		else if (ch == '\n' || ch == '\t')
+			dst[j++] = ' ';
+	}
+	dst[j] = '\0';
+}
+
+/* The version in the URL is the first 64 bits of the stored bytes' SHA-256:
+ * the same image stored twice gets the same URL, a new one a new URL. */
+static void
+version_of(const unsigned char *p, size_t len, char out[17])
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	unsigned int mdlen = 0;
+
+	if (EVP_Digest(p, len, md, &mdlen, EVP_sha256(), NULL) != 1 || mdlen < 8) {
+		snprintf(out, 17, "%016llx", (unsigned long long)time(NULL));
+		return;
+	}
+	for (int i = 0; i < 8; i++)
+		snprintf(out + 2 * i, 3, "%02x", md[i]);
+}
+
+/* The limits of image.c, from the options (conf.c holds every default). */
+static void
+limits_from_conf(struct image_limits *l, const struct conf *c)
+{
+	memset(l, 0, sizeof(*l));
+	l->max_bytes = (size_t)c->upload_max;
+	l->max_pixels = (uint64_t)c->max_pixels;
+	l->max_frames = (unsigned)c->max_frames;
+	l->max_side = (unsigned)c->max_side;
+	l->crop = c->crop;
+}
+
+static void
+do_put(const struct conf *c, const struct job_msg *m, int bfd,
+    struct reply_msg *rm)
+{
+	struct image_limits lim;
+	struct image_out io;
+	struct stat st;
+	void *p = MAP_FAILED;
+	char err[256], ver[17];
+	int replaced = 0;
+
+	memset(&io, 0, sizeof(io));
+	if (bfd < 0 || fstat(bfd, &st) == -1 || (uint64_t)st.st_size != m->len) {
+		reply_set(rm, 500, "{\"error\":\"the upload body was lost\"}");
+		return;
+	}
+	if (m->len > 0 &&
+	    (p = mmap(NULL, m->len, PROT_READ, MAP_PRIVATE, bfd, 0)) == MAP_FAILED) {
+		reply_set(rm, 500, "{\"error\":\"the upload body could not be read\"}");
+		return;
+	}
+	limits_from_conf(&lim, c);
+	image_process(&lim, p == MAP_FAILED ? "" : p, m->len, &io);
+	if (p != MAP_FAILED)
+		munmap(p, m->len);
+	if (io.status != 0) {
+		json_safe(err, sizeof(err), io.error ? io.error : "rejected");
+		reply_set(rm, io.status, "{\"error\":\"%s\"}", err);
+		goto done;
+	}
+	if (store_put(c->dirfd, m->id, io.ext, io.bytes, io.len, &replaced) == -1) {
+		log_warn("upload: %lld: store", (long long)m->id);
+		reply_set(rm, 500, "{\"error\":\"the avatar could not be stored\"}");
+		goto done;
+	}
+	version_of(io.bytes, io.len, ver);
+	reply_set(rm, replaced ? 200 : 201,
+	    "{\"id\":%lld,\"type\":\"%s\",\"width\":%u,\"height\":%u,"
+	    "\"bytes\":%zu,\"url\":\"/%lld?v=%s\"}",
+	    (long long)m->id, io.mime, io.width, io.height, io.len,
+	    (long long)m->id, ver);
+done:
+	image_out_free(&io);
+}
+
+static void
+do_delete(const struct conf *c, const struct job_msg *m, struct reply_msg *rm)
+{
+	if (store_delete(c->dirfd, m->id) == 0) {
+		rm->status = 204;
+		rm->len = 0;
+	} else if (errno == ENOENT)
+		reply_set(rm, 404, "{\"error\":\"no avatar %lld\"}", (long long)m->id);
+	else {
+		log_warn("upload: %lld: delete", (long long)m->id);
+		reply_set(rm, 500, "{\"error\":\"the avatar could not be deleted\"}");
+	}
+}
+
+/* Receives one job; returns 1 with the fds set, 0 at end of file, -1 to
+ * go round again (interrupted, or a malformed message dropped). */
+static int
+recv_job(int qfd, struct job_msg *m, int *reply_fd, int *bfd)
+{
+	union {
+		char buf[CMSG_SPACE(2 * sizeof(int))];
+		struct cmsghdr align;
+	} u;
+	struct msghdr mh;
+	struct iovec iov = { m, sizeof(*m) };
+	struct cmsghdr *cm;
+	int fds[2] = { -1, -1 };
+	ssize_t n;
+
+	memset(&mh, 0, sizeof(mh));
+	mh.msg_iov = &iov;
+	mh.msg_iovlen = 1;
+	mh.msg_control = u.buf;
+	mh.msg_controllen = sizeof(u.buf);
+	n = recvmsg(qfd, &mh, MSG_CMSG_CLOEXEC);
+	if (n == 0)
+		return 0;
+	if (n == -1)
+		return -1;
+	for (cm = CMSG_FIRSTHDR(&mh); cm != NULL; cm = CMSG_NXTHDR(&mh, cm))
+		if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+			size_t k = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+
+			memcpy(fds, CMSG_DATA(cm), (k > 2 ? 2 : k) * sizeof(int));
+		}
+	if (n != (ssize_t)sizeof(*m) || m->magic != JOB_MAGIC || fds[0] < 0 ||
+	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
+		log_warnx("upload: malformed job dropped");
+		for (int i = 0; i < 2; i++)
+			if (fds[i] >= 0)
+				close(fds[i]);
+		return -1;
+	}
+	m->peer[sizeof(m->peer) - 1] = '\0';
+	*reply_fd = fds[0];
+	*bfd = fds[1];
+	return 1;
+}
+
+static void
+serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
+{
+	struct reply_msg rm;
+	char peer[80];
+
+	memset(&rm, 0, sizeof(rm));
+	if (m->method == UPLOAD_PUT)
+		do_put(c, m, bfd, &rm);
+	else if (m->method == UPLOAD_DELETE)
+		do_delete(c, m, &rm);
+	else
+		reply_set(&rm, 500, "{\"error\":\"unknown job\"}");
+	/* The read worker may have gone (its client hung up); the store has
+	 * the result all the same. */
+	(void)send(reply_fd, &rm, offsetof(struct reply_msg, body) + rm.len,
+	    MSG_NOSIGNAL | MSG_DONTWAIT);
+	log_escape(peer, sizeof(peer), m->peer, strlen(m->peer));
+	log_info("upload: %s %lld -> %d, %llu bytes in, peer %s",
+	    m->method == UPLOAD_PUT ? "PUT" : "DELETE", (long long)m->id,
+	    (int)rm.status, (unsigned long long)m->len, peer);
+}
+
+static int
+uploader_run(const struct conf *c, int qfd)
+{
+	struct sigaction sa;
+	sigset_t none;
+
+	memset(&sa, 0, sizeof(sa));
+	sa.sa_handler = on_term;	/* no SA_RESTART: ends a waiting recvmsg */
+	sigaction(SIGTERM, &sa, NULL);
+	sigaction(SIGINT, &sa, NULL);
+	sigemptyset(&none);
+	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* Reads come first: image work takes the CPU only when reads leave it. */
+	(void)setpriority(PRIO_PROCESS, 0, 10);
+	if (image_init("avatar.fcgi") == -1) {
+		log_errx("upload: libvips initialisation failed");
+		return 1;
+	}
+	store_clean_tmp(c->dirfd);
+	while (!uploader_stop) {
+		struct job_msg m;
+		int reply_fd = -1, bfd = -1, r = recv_job(qfd, &m, &reply_fd, &bfd);
+
+		if (r == 0)
+			break;
+		if (r < 0)
+			continue;
+		serve_job(c, &m, reply_fd, bfd);
+		close(reply_fd);
+		if (bfd >= 0)
+			close(bfd);
+	}
+	return 0;
+}
+
+/* ---- the manager -------------------------------------------------------------- */
+
+struct uploader {
+	pid_t pid;
+	int64_t restart_at;	/* ms; when a dead one may start again */
+	unsigned fails;		/* quick deaths in a row */
+	int64_t started;
+};
+
+static int64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void
+uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd)
+{
+	pid_t pid = fork();
+
+	if (pid == -1) {
+		log_warn("upload: fork");
+		u->restart_at = now_ms() + 1000;
+		return;
+	}
+	if (pid == 0) {
+		close(sfd);
+		_exit(uploader_run(c, qfd));
+	}
+	u->pid = pid;
+	u->started = now_ms();
+}
+
+/* A death within a second of the start doubles the wait, up to 5 s, so a
+ * crash loop cannot spin; a process that lived restarts at once. */
+static void
+uploader_died(struct uploader *u)
+{
+	int64_t now = now_ms();
+
+	u->pid = 0;
+	u->fails = now - u->started < 1000 ? u->fails + 1 : 0;
+	u->restart_at = now + (u->fails ? (100LL << (u->fails < 6 ? u->fails - 1 : 6)) : 0);
+	if (u->restart_at - now > 5000)
+		u->restart_at = now + 5000;
+}
+
+static int
+manager_run(const struct conf *c, int qfd)
+{
+	struct uploader ups[MAX_UPLOADERS];
+	unsigned n = (unsigned)c->upload_workers;
+	struct signalfd_siginfo si;
+	sigset_t set;
+	int sfd, stopping = 0;
+
+	if (n > MAX_UPLOADERS)
+		n = MAX_UPLOADERS;
+	memset(ups, 0, sizeof(ups));
+	/* If the supervisor is killed outright, the manager goes too. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	sigemptyset(&set);
+	sigaddset(&set, SIGCHLD);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	signal(SIGHUP, SIG_IGN);
+	signal(SIGUSR1, SIG_IGN);
+	signal(SIGUSR2, SIG_IGN);
+	signal(SIGPIPE, SIG_IGN);
+	if ((sfd = signalfd(-1, &set, SFD_CLOEXEC)) == -1) {
+		log_err("upload: signalfd");
+		return 1;
+	}
+	for (;;) {
+		struct pollfd pfd[2];
+		int64_t now = now_ms(), wait = -1;
+		unsigned alive = 0;
+
+		for (unsigned i = 0; i < n; i++) {
+			if (ups[i].pid > 0) {
+				alive++;
+				continue;
+			}
+			if (stopping)
+				continue;
+			if (ups[i].restart_at <= now) {
+				uploader_spawn(c, qfd, &ups[i], sfd);
+				alive += ups[i].pid > 0;
+			} else if (wait < 0 || ups[i].restart_at - now < wait)
+				wait = ups[i].restart_at - now;
+		}
+		if (stopping && alive == 0)
+			break;
+		pfd[0].fd = sfd;
+		pfd[0].events = POLLIN;
+		/* POLLRDHUP alone: woken when the last submitter is gone,
+		 * never by the jobs themselves (those are the uploaders'). */
+		pfd[1].fd = stopping ? -1 : qfd;
+		pfd[1].events = POLLRDHUP;
+		if (poll(pfd, 2, (int)wait) <= 0)
+			continue;
+		if (pfd[1].revents & (POLLRDHUP | POLLHUP)) {
+			/* Nobody can submit any more: finish and leave. */
+			stopping = 1;
+		}
+		if (!(pfd[0].revents & POLLIN) ||
+		    read(sfd, &si, sizeof(si)) != sizeof(si))
+			continue;
+		if (si.ssi_signo == SIGCHLD) {
+			int status;
+			pid_t pid;
+
+			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+				for (unsigned i = 0; i < n; i++)
+					if (ups[i].pid == pid) {
+						if (!stopping)
+							log_warnx("upload process %ld ended (status %d); restarting",
+							    (long)pid, status);
+						uploader_died(&ups[i]);
+					}
+		} else if (!stopping) {
+			stopping = 1;
+			for (unsigned i = 0; i < n; i++)
+				if (ups[i].pid > 0)
+					kill(ups[i].pid, SIGTERM);
+		}
+	}
+	return 0;
+}
+
+int
+upload_start(const struct conf *c, int close_in_child)
+{
+	int sv[2];
+	pid_t pid;
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	if ((pid = fork()) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		return -1;
+	}
+	if (pid == 0) {
+		close(sv[0]);
+		if (close_in_child >= 0)
+			close(close_in_child);
+		_exit(manager_run(c, sv[1]));
+	}
+	close(sv[1]);
+	(void)fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+	return sv[0];
+}
