@@ -249,7 +249,7 @@ do_put(const struct conf *c, const struct job_msg *m, int bfd,
 	struct stat st;
 	void *p = MAP_FAILED;
 	char err[256], ver[17];
-	int replaced = 0;
+	int replaced = 0, e;
 
 	memset(&io, 0, sizeof(io));
 	if (bfd < 0 || fstat(bfd, &st) == -1 || (uint64_t)st.st_size != m->len) {
@@ -270,7 +270,8 @@ do_put(const struct conf *c, const struct job_msg *m, int bfd,
 		reply_set(rm, io.status, "{\"error\":\"%s\"}", err);
 		goto done;
 	}
-	if (store_put(c->dirfd, m->id, io.ext, io.bytes, io.len, &replaced) == -1) {
+	if ((e = store_put(c->dirfd, m->id, io.ext, io.bytes, io.len, &replaced)) != 0) {
+		errno = e;
 		log_warn("upload: %lld: store", (long long)m->id);
 		reply_set(rm, 500, "{\"error\":\"the avatar could not be stored\"}");
 		goto done;
@@ -288,12 +289,15 @@ done:
 static void
 do_delete(const struct conf *c, const struct job_msg *m, struct reply_msg *rm)
 {
-	if (store_delete(c->dirfd, m->id) == 0) {
+	int e = store_delete(c->dirfd, m->id);
+
+	if (e == 0) {
 		rm->status = 204;
 		rm->len = 0;
-	} else if (errno == ENOENT)
+	} else if (e == ENOENT)
 		reply_set(rm, 404, "{\"error\":\"no avatar %lld\"}", (long long)m->id);
 	else {
+		errno = e;
 		log_warn("upload: %lld: delete", (long long)m->id);
 		reply_set(rm, 500, "{\"error\":\"the avatar could not be deleted\"}");
 	}
@@ -385,7 +389,7 @@ uploader_run(const struct conf *c, int qfd)
 		log_errx("upload: libvips initialisation failed");
 		return 1;
 	}
-	store_clean_tmp(c->dirfd);
+	(void)store_clean_tmp(c->dirfd, STORE_TMP_MAX_AGE);
 	while (!uploader_stop) {
 		struct job_msg m;
 		int reply_fd = -1, bfd = -1, r = recv_job(qfd, &m, &reply_fd, &bfd);
