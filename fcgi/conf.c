@@ -274,6 +274,57 @@ set_max_ttl(struct conf *c, const char *f, const char *v)
 	c->max_ttl = int_in(f, v, 1, 366 * 86400);
 }
 
+static void
+set_upload_workers(struct conf *c, const char *f, const char *v)
+{
+	c->upload_workers = int_in(f, v, 1, 64);
+}
+
+static void
+set_upload_queue(struct conf *c, const char *f, const char *v)
+{
+	c->upload_queue = int_in(f, v, 1, 1024);
+}
+
+static void
+set_max_pixels(struct conf *c, const char *f, const char *v)
+{
+	c->max_pixels = size_in(f, v, 1ULL << 32);
+	if (c->max_pixels == 0)
+		log_die("%s: must be at least 1", f);
+}
+
+static void
+set_max_frames(struct conf *c, const char *f, const char *v)
+{
+	c->max_frames = int_in(f, v, 1, 10000);
+}
+
+static void
+set_max_side(struct conf *c, const char *f, const char *v)
+{
+	c->max_side = int_in(f, v, 16, 16384);
+}
+
+static void
+set_max_aspect(struct conf *c, const char *f, const char *v)
+{
+	c->max_aspect = int_in(f, v, 1, 1000);
+}
+
+static void
+set_crop(struct conf *c, const char *f, const char *v)
+{
+	if (image_crop_parse(v, &c->crop) == -1)
+		log_die("%s: \"%s\" is not one of centre, attention, none", f, v);
+}
+
+static void
+set_quality(struct conf *c, const char *f, const char *v)
+{
+	c->quality = int_in(f, v, 1, 100);
+}
+
 static const struct opt opts[] = {
 	{ "dir", "AVATAR_DIR", "DIR", "./avatars", set_dir,
 	  "directory holding ID.png, ID.jpg, ID.jpeg, ID.gif, ID.webp" },
@@ -319,7 +370,24 @@ static const struct opt opts[] = {
 	  "keys for signed PUT and DELETE, one a line (none: writes disabled)" },
 	{ "max-ttl", "AVATAR_MAX_TTL", "SECONDS", "3600", set_max_ttl,
 	  "how far ahead a signed link's expiry may be" },
+	{ "upload-workers", "AVATAR_UPLOAD_WORKERS", "N", "1", set_upload_workers,
+	  "processes that decode and store uploads (never the read workers)" },
+	{ "upload-queue", "AVATAR_UPLOAD_QUEUE", "N", "8", set_upload_queue,
+	  "uploads one read worker may have waiting; more get 503" },
+	{ "max-pixels", "AVATAR_MAX_PIXELS", "N", "16800000", set_max_pixels,
+	  "largest upload in pixels (width x height x frames), from its header" },
+	{ "max-frames", "AVATAR_MAX_FRAMES", "N", "100", set_max_frames,
+	  "most frames of an animated GIF or WebP upload" },
+	{ "max-side", "AVATAR_MAX_SIDE", "PIXELS", "1024", set_max_side,
+	  "stored avatars are scaled down to this side, never up" },
+	{ "max-aspect", "AVATAR_MAX_ASPECT", "N", "20", set_max_aspect,
+	  "refuse uploads whose longer side is more than N times the shorter" },
+	{ "crop", "AVATAR_CROP", "HOW", "centre", set_crop,
+	  "centre, attention (libvips' interest finder) or none" },
+	{ "quality", "AVATAR_QUALITY", "Q", "85", set_quality,
+	  "JPEG and lossy WebP quality of stored avatars, 1 to 100" },
 };
+
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
 
 int

@@ -10,6 +10,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "image.h"
 #include "sign.h"
 
 enum conf_mode { MODE_BYTES, MODE_X_ACCEL, MODE_X_SENDFILE };
@@ -55,6 +56,15 @@ struct conf {
 	/* PUT and DELETE are served: set where the write path is started,
 	 * never by an option. Allow and the CORS preflight follow it. */
 	int writes;
+	/* The write path: upload processes and the limits of image.c. */
+	int64_t upload_workers;		/* processes doing image work */
+	int64_t upload_queue;		/* jobs one read worker may have waiting */
+	uint64_t max_pixels;
+	int64_t max_frames;
+	int64_t max_side;
+	int64_t max_aspect;
+	enum image_crop crop;
+	int64_t quality;
 };
 
 /* Fills *c from the environment and argv; exits 0 for --help/--version and

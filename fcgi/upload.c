@@ -232,12 +232,14 @@ version_of(const unsigned char *p, size_t len, char out[17])
 static void
 limits_from_conf(struct image_limits *l, const struct conf *c)
 {
-	memset(l, 0, sizeof(*l));
+	image_limits_default(l);
 	l->max_bytes = (size_t)c->upload_max;
-	l->max_pixels = (uint64_t)c->max_pixels;
+	l->max_pixels = c->max_pixels;
 	l->max_frames = (unsigned)c->max_frames;
 	l->max_side = (unsigned)c->max_side;
+	l->max_aspect = (unsigned)c->max_aspect;
 	l->crop = c->crop;
+	l->quality = (int)c->quality;
 }
 
 static void
@@ -266,8 +268,12 @@ do_put(const struct conf *c, const struct job_msg *m, int bfd,
 	if (p != MAP_FAILED)
 		munmap(p, m->len);
 	if (io.status != 0) {
+		char detail[sizeof(io.detail)];
+
 		json_safe(err, sizeof(err), io.error ? io.error : "rejected");
-		reply_set(rm, io.status, "{\"error\":\"%s\"}", err);
+		json_safe(detail, sizeof(detail), io.detail);
+		reply_set(rm, io.status, "{\"error\":\"%s\"%s%s%s}", err,
+		    detail[0] ? ",\"detail\":\"" : "", detail, detail[0] ? "\"" : "");
 		goto done;
 	}
 	if ((e = store_put(c->dirfd, m->id, io.ext, io.bytes, io.len, &replaced)) != 0) {
@@ -375,6 +381,7 @@ static int
 uploader_run(const struct conf *c, int qfd)
 {
 	struct sigaction sa;
+	const char *why = NULL;
 	sigset_t none;
 
 	memset(&sa, 0, sizeof(sa));
@@ -385,8 +392,8 @@ uploader_run(const struct conf *c, int qfd)
 	sigprocmask(SIG_SETMASK, &none, NULL);
 	/* Reads come first: image work takes the CPU only when reads leave it. */
 	(void)setpriority(PRIO_PROCESS, 0, 10);
-	if (image_init("avatar.fcgi") == -1) {
-		log_errx("upload: libvips initialisation failed");
+	if (image_init("avatar.fcgi", &why) == -1) {
+		log_errx("upload: libvips: %s", why ? why : "initialisation failed");
 		return 1;
 	}
 	(void)store_clean_tmp(c->dirfd, STORE_TMP_MAX_AGE);
