@@ -21,7 +21,13 @@ LDFLAGS ?=
 # libfcgi is not linked: its reader blocks on one connection (see
 # fcgi/fcgi_in.h); only its protocol header <fastcgi.h> is used, so
 # libfcgi-dev stays a build dependency.
-LDLIBS   = -lcrypto
+LDLIBS   = -lcrypto $(VIPS_LIBS)
+# libvips, for the image module only (fcgi/image.c is its one user; it runs in
+# upload processes). Its headers count as system headers, so the strict
+# warnings stay on our code.
+VIPS_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags vips libwebpmux 2>/dev/null))
+VIPS_LIBS   = $(shell pkg-config --libs vips libwebpmux 2>/dev/null)
+fcgi/image.o build/asan/image.o: CFLAGS += $(VIPS_CFLAGS)
 
 # The modules of the responder. Each fcgi/X.c has fcgi/X.h as its whole API.
 # One module a line, so that changes adding modules merge cleanly.
@@ -46,6 +52,9 @@ MODS    += server
 MODS    += sock
 MODS    += sign
 MODS    += store
+MODS    += image
+MODS    += upload
+MODS    += write
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 

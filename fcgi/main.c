@@ -11,6 +11,7 @@
 #include "sign.h"
 #include "sock.h"
 #include "stats.h"
+#include "upload.h"
 
 #include <signal.h>
 #include <stdio.h>
@@ -21,6 +22,7 @@
 struct worker_arg {
 	const struct conf *c;
 	int listen_fd;
+	int upload_fd;		/* the upload job queue, -1: writes disabled */
 };
 
 static int supervisor_listen_fd = -1;
@@ -71,7 +73,7 @@ worker(unsigned slot, void *p)
 	/* Each worker builds its own cache after the fork. */
 	resolve_init(w->c->dirfd, w->c->mode == MODE_BYTES,
 	    (size_t)w->c->cache_file_max, (size_t)w->c->cache_size);
-	return server_run(w->c, w->listen_fd);
+	return server_run(w->c, w->listen_fd, w->upload_fd);
 }
 
 int
@@ -95,6 +97,17 @@ main(int argc, char **argv)
 	if (stats_init() == -1) {
 		perror("avatar.fcgi: shared counters");
 		return 2;
+	}
+	/* With a key file, the upload processes start before any read worker
+	 * exists, so every worker inherits the job queue and none of them
+	 * ever holds libvips. */
+	w.upload_fd = -1;
+	if (c.keys.n > 0) {
+		if ((w.upload_fd = upload_start(&c, w.listen_fd)) == -1) {
+			perror("avatar.fcgi: upload processes");
+			return 2;
+		}
+		c.writes = 1;
 	}
 	if (c.workers == 0) {
 		stats_set_workers(1, 1, 0);

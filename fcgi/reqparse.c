@@ -204,7 +204,10 @@ req_params_set(struct req_params *p, const char *name, size_t nlen,
 		p->ims_state = store(p->ims, sizeof(p->ims), val, vlen);
 	else if (name_is(name, nlen, "HTTP_ORIGIN"))
 		p->origin_state = store(p->origin, sizeof(p->origin), val, vlen);
-	else if (name_is(name, nlen, "HTTP_ACCESS_CONTROL_REQUEST_METHOD"))
+	else if (name_is(name, nlen, "REMOTE_ADDR")) {
+		if (store(p->remote_addr, sizeof(p->remote_addr), val, vlen) != REQ_OK)
+			p->remote_addr[0] = '\0';
+	} else if (name_is(name, nlen, "HTTP_ACCESS_CONTROL_REQUEST_METHOD"))
 		p->acrm_state = store(p->acrm, sizeof(p->acrm), val, vlen);
 	else if (name_is(name, nlen, "CONTENT_LENGTH")) {
 		/* nginx sends an empty CONTENT_LENGTH for a request without a
@@ -262,6 +265,7 @@ req_parse(const struct req_params *p, struct req *r)
 	memcpy(r->inm, p->inm, sizeof(r->inm));
 	r->ims_state = p->ims_state;
 	memcpy(r->ims, p->ims, sizeof(r->ims));
+	memcpy(r->remote_addr, p->remote_addr, sizeof(r->remote_addr));
 	r->origin_state = p->origin_state;
 	memcpy(r->origin, p->origin, sizeof(r->origin));
 	r->has_acrm = p->acrm_state != REQ_ABSENT;

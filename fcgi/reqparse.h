@@ -20,6 +20,7 @@
 #define REQ_IMS_MAX 64
 #define REQ_ORIGIN_MAX 320	/* "https://" + a 253-byte host + ":65535" */
 #define REQ_SIG_MAX 128
+#define REQ_ADDR_MAX 64		/* an IPv6 address with a zone fits */
 #define REQ_LOG_MAX 128		/* the start of the path, for a debug log line */
 
 /* Bounds of ?s= / ?size= (pixels); a value outside them is ignored. */
@@ -74,6 +75,7 @@ struct req_params {
 	char acrm[REQ_METHOD_MAX];	/* HTTP_ACCESS_CONTROL_REQUEST_METHOD */
 	enum req_state content_length_state;
 	int64_t content_length;			/* CONTENT_LENGTH */
+	char remote_addr[REQ_ADDR_MAX];		/* REMOTE_ADDR, for write logs */
 	char log_doc[REQ_LOG_MAX];		/* start of DOCUMENT_URI */
 	char log_uri[REQ_LOG_MAX];		/* start of REQUEST_URI */
 };
@@ -100,6 +102,7 @@ struct req {
 	enum req_state content_length_state;
 	int64_t content_length;
 	char log_path[REQ_LOG_MAX];	/* may be cut: for logging only */
+	char remote_addr[REQ_ADDR_MAX];	/* "" when absent or too long */
 	/* The request body, filled in by the server (only a PUT's is
 	 * kept); NULL and 0 otherwise. */
 	const unsigned char *body;

@@ -19,13 +19,17 @@ reason(enum resp_status st)
 {
 	switch (st) {
 	case RESP_OK: return "OK";
+	case RESP_CREATED: return "Created";
 	case RESP_NO_CONTENT: return "No Content";
 	case RESP_NOT_MODIFIED: return "Not Modified";
 	case RESP_BAD_REQUEST: return "Bad Request";
 	case RESP_FORBIDDEN: return "Forbidden";
 	case RESP_NOT_FOUND: return "Not Found";
 	case RESP_METHOD_NOT_ALLOWED: return "Method Not Allowed";
+	case RESP_LENGTH_REQUIRED: return "Length Required";
 	case RESP_PAYLOAD_TOO_LARGE: return "Content Too Large";
+	case RESP_UNSUPPORTED_MEDIA_TYPE: return "Unsupported Media Type";
+	case RESP_UNPROCESSABLE: return "Unprocessable Content";
 	case RESP_SERVER_ERROR: return "Internal Server Error";
 	case RESP_UNAVAILABLE: return "Service Unavailable";
 	}
@@ -191,6 +195,10 @@ resp_plain(const struct conf *c, const struct req *r, enum resp_status st,
 	hdr_start(&h, c, r, st, type, cache_control);
 	if (st == RESP_METHOD_NOT_ALLOWED)
 		hdr_add(&h, "Allow: %s\r\n", methods(c, r, 0));
+	/* Every upload slot was busy, or an upload took too long: the
+	 * client may try again shortly. */
+	if (st == RESP_UNAVAILABLE)
+		hdr_add(&h, "Retry-After: 2\r\n");
 	hdr_add(&h, "Content-Length: %zu\r\n\r\n", len);
 	if (send_hdr(&h, s) == -1)
 		return -1;

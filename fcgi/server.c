@@ -35,8 +35,10 @@
 #include "reqparse.h"
 #include "sock.h"
 #include "stats.h"
+#include "write.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -71,10 +73,10 @@
 
 /*
  * What an epoll event points at. A connection that waits for an answer
- * from elsewhere (CONN_WAIT: an upload process's reply socket) would get
- * that descriptor watched with a kind of its own pointing back at it.
+ * from elsewhere (CONN_WAIT: an upload process's reply socket) has that
+ * descriptor watched as W_REPLY, through a second watch inside it.
  */
-enum watch_kind { W_LISTEN, W_SIGNAL, W_CONN };
+enum watch_kind { W_LISTEN, W_SIGNAL, W_CONN, W_REPLY };
 
 struct watch {
 	enum watch_kind kind;
@@ -84,12 +86,13 @@ struct watch {
 enum conn_state {
 	CONN_READ,	/* reading a request */
 	CONN_WRITE,	/* its response is queued; later input waits behind it */
-	CONN_WAIT,	/* the answer comes from another descriptor (reserved) */
+	CONN_WAIT,	/* a write's answer comes from an upload process */
 	CONN_LINGER,	/* answered and closing: drop what the peer still sends */
 };
 
 struct conn {
 	struct watch w;			/* first: an event's pointer is the conn */
+	struct watch rw;		/* CONN_WAIT: the job's reply socket */
 	struct conn *prev, *next;
 	enum conn_state state;
 	int in_epoll;
@@ -122,6 +125,8 @@ struct server {
 	size_t nconns;
 	struct conn *spare;		/* closed ones, for reuse */
 	size_t nspare;
+	int upload_fd;			/* the upload job queue, -1: no writes */
+	unsigned uploads_waiting;	/* jobs of this worker not answered yet */
 	int stopping;
 	int64_t grace_end, stop_deadline;
 	unsigned char drop[IN_BUF];	/* where dropped input goes */
@@ -159,6 +164,8 @@ conn_new(struct server *s, int fd)
 	}
 	c->w.kind = W_CONN;
 	c->w.fd = fd;
+	c->rw.kind = W_REPLY;
+	c->rw.fd = -1;
 	c->state = CONN_READ;
 	c->in_epoll = c->eof = c->close_after = c->drop_input = c->served = 0;
 	c->in_body = 0;
@@ -174,10 +181,24 @@ conn_new(struct server *s, int fd)
 	return c;
 }
 
+/* Lets go of a write's reply socket (close() takes it out of epoll). The
+ * upload process finishes the job all the same: the store never holds
+ * half an avatar, whoever waits or not. */
+static void
+reply_release(struct server *s, struct conn *c)
+{
+	if (c->rw.fd < 0)
+		return;
+	close(c->rw.fd);
+	c->rw.fd = -1;
+	s->uploads_waiting--;
+}
+
 /* Closes the connection (which also takes it out of the epoll set). */
 static void
 conn_close(struct server *s, struct conn *c)
 {
+	reply_release(s, c);
 	close(c->w.fd);
 	c->w.fd = -1;
 	if (c->prev != NULL)
@@ -425,6 +446,58 @@ on_stdin(struct server *s, struct conn *c, const unsigned char *p, size_t n)
 	return 0;
 }
 
+static void conn_run(struct server *s, struct conn *c);
+
+/*
+ * A write was handed to an upload process: the connection waits for the
+ * reply socket, and the worker goes on serving everyone else. The body
+ * went with the job (a copy in a sealed memfd), so it is freed now.
+ */
+static int
+conn_wait(struct server *s, struct conn *c, int rfd)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.ptr = &c->rw };
+
+	body_release(c);
+	c->state = CONN_WAIT;
+	c->rw.fd = rfd;
+	s->uploads_waiting++;
+	conn_touch(c);
+	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, rfd, &ev) == -1) {
+		log_warn("epoll_ctl reply");
+		stats_inc(ST_ERRORS);
+		conn_close(s, c);
+		return -1;
+	}
+	return 0;
+}
+
+/* The upload process answered (or died, or took too long): send it. */
+static void
+conn_reply(struct server *s, struct conn *c, int timed_out)
+{
+	struct sink sk;
+	int st;
+
+	out_begin(&c->out, c->in.id);
+	sk = out_sink(&c->out);
+	if (timed_out)
+		st = write_timeout(s->cf, &c->req, &sk);
+	else if ((st = write_finish(s->cf, &c->req, c->rw.fd, &sk)) == WRITE_PENDING)
+		return;
+	reply_release(s, c);
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_request(&c->req, st);
+	if (st < 0 || st >= 500)
+		stats_inc(ST_ERRORS);
+	if (st < 0) {
+		conn_close(s, c);
+		return;
+	}
+	if (respond(s, c, !c->in.keep_conn) == 0)
+		conn_run(s, c);
+}
+
 /* The request is whole: run it. */
 static int
 on_end(struct server *s, struct conn *c)
@@ -437,7 +510,16 @@ on_end(struct server *s, struct conn *c)
 	r->body_len = c->keep_body ? (size_t)c->body_len : 0;
 	out_begin(&c->out, c->in.id);
 	sk = out_sink(&c->out);
-	st = handler_run(s->cf, r, &sk);
+	if (r->method == REQ_PUT || r->method == REQ_DELETE) {
+		int rfd = -1;
+
+		stats_inc(ST_REQUESTS);
+		st = write_begin(s->cf, r, r->body, r->body_len, s->upload_fd,
+		    s->uploads_waiting, r->remote_addr, &sk, &rfd);
+		if (st == WRITE_PENDING)
+			return conn_wait(s, c, rfd);
+	} else
+		st = handler_run(s->cf, r, &sk);
 	if (log_enabled(LOG_LVL_DEBUG))
 		log_request(r, st);
 	if (st < 0) {
@@ -700,6 +782,12 @@ sweep(struct server *s, int64_t now)
 			check_reader(c, now);
 		if (now - c->last_active < limit)
 			continue;
+		if (c->state == CONN_WAIT) {
+			log_warnx("upload: no answer within %lld s; 503 sent",
+			    (long long)s->cf->timeout);
+			conn_reply(s, c, 1);
+			continue;
+		}
 		if (c->state == CONN_WRITE) {
 			log_warnx("peer took no byte for %lld s; response cut",
 			    (long long)s->cf->timeout);
@@ -804,7 +892,7 @@ watch_fd(struct server *s, struct watch *w, uint32_t events)
  * holds when the worker runs alone (--workers 0). Returns 0, or -1.
  */
 static int
-server_setup(struct server *s, const struct conf *cf, int listen_fd)
+server_setup(struct server *s, const struct conf *cf, int listen_fd, int upload_fd)
 {
 	struct sigaction sa;
 	struct rlimit rl;
@@ -817,6 +905,7 @@ server_setup(struct server *s, const struct conf *cf, int listen_fd)
 	s->lw.kind = W_LISTEN;
 	s->lw.fd = listen_fd;
 	s->sw.kind = W_SIGNAL;
+	s->upload_fd = upload_fd;
 
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);
@@ -903,6 +992,10 @@ server_loop(struct server *s)
 			case W_CONN:
 				conn_event(s, (struct conn *)w, evs[i].events);
 				break;
+			case W_REPLY:
+				conn_reply(s, (struct conn *)(void *)((char *)w -
+				    offsetof(struct conn, rw)), 0);
+				break;
 			}
 		}
 		now = clock_ms();
@@ -936,12 +1029,12 @@ server_teardown(struct server *s)
 }
 
 int
-server_run(const struct conf *cf, int listen_fd)
+server_run(const struct conf *cf, int listen_fd, int upload_fd)
 {
 	struct server s;
 	int rc = 1;
 
-	if (server_setup(&s, cf, listen_fd) == 0)
+	if (server_setup(&s, cf, listen_fd, upload_fd) == 0)
 		rc = server_loop(&s);
 	server_teardown(&s);
 	return rc;

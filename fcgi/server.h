@@ -14,8 +14,9 @@
  * status (0 after a clean drain). It sets the process's signal handling
  * itself (SIGTERM and SIGINT blocked and read from a signalfd; SIGHUP,
  * SIGUSR1, SIGUSR2 and SIGPIPE ignored), so it works alone (--workers 0)
- * as well as in a pool's worker.
+ * as well as in a pool's worker. upload_fd: upload_start's job queue, or
+ * -1 when writes are disabled.
  */
-int server_run(const struct conf *c, int listen_fd);
+int server_run(const struct conf *c, int listen_fd, int upload_fd);
 
 #endif

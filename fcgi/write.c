@@ -85,7 +85,7 @@ write_begin(const struct conf *c, const struct req *r,
 			    "Content-Length is required");
 		if ((uint64_t)r->content_length > c->upload_max ||
 		    len > c->upload_max)
-			return json_error(c, r, s, RESP_CONTENT_TOO_LARGE,
+			return json_error(c, r, s, RESP_PAYLOAD_TOO_LARGE,
 			    "upload-max: the body is over %llu bytes",
 			    (unsigned long long)c->upload_max);
 	}
