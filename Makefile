@@ -144,8 +144,16 @@ bench: deps-bench all
 SERVER ?= nginx
 MODE   ?=
 PORT   ?= 8080
+# make run serves a copy of avatars/ (uploads must not change tracked files)
+# and enables signed uploads with a development key made on first use.
 run: deps-run all
-	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) --port $(PORT) --run .run/$(SERVER)
+	@mkdir -p .run
+	@[ -d .run/avatars ] || cp -a avatars .run/avatars
+	@[ -s .run/dev.key ] || (umask 077; openssl rand -hex 32 >.run/dev.key)
+	@echo "Upload an avatar (link valid 1 h):"
+	@echo "  curl -T photo.jpg \"http://127.0.0.1:$(PORT)/1000?$$(./avatar.fcgi sign --key-file .run/dev.key PUT 1000 3600)\""
+	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) --port $(PORT) --run .run/$(SERVER) \
+	    --avatars .run/avatars -- --key-file .run/dev.key
 
 INSTALL_FILES = $(BINDIR)/avatar.fcgi $(MANDIR)/avatar.fcgi.1
 install: all
