@@ -42,7 +42,7 @@ my @cases = (
   [ 'bytes', 'GET',  '/../etc/passwd', 200, 'image/jpeg', 'public, max-age=60',   {}, $JPG ],
   [ 'bytes', 'HEAD', '/1000',          200, 'image/png',  'public, max-age=300, stale-while-revalidate=86400', { 'content-length' => length $PNG }, '' ],
   [ 'bytes', 'POST', '/1000',          405, 'text/plain', 'no-store',             { allow => 'GET, HEAD, OPTIONS' }, undef ],
-  [ 'bytes', 'PUT',  '/1000',          405, 'text/plain', 'no-store',             { allow => 'GET, HEAD, OPTIONS' }, undef ],
+  [ 'bytes', 'PUT',  '/1000',          405, 'application/json', 'no-store',            { allow => 'GET, HEAD, OPTIONS' }, undef ],
   [ 'x-accel', 'GET', '/1000',         200, 'image/png',  'public, max-age=300, stale-while-revalidate=86400', { 'x-accel-redirect' => '/_avatars/1000.png' }, '' ],
   [ 'x-accel', 'GET', '/1001.png',     200, 'image/jpeg', 'public, max-age=300, stale-while-revalidate=86400', { 'x-accel-redirect' => '/_avatars/1001.png' }, '' ],
   [ 'x-accel', 'GET', '/9',            200, 'image/jpeg', 'public, max-age=60',   { 'x-accel-redirect' => '/_avatars/-1.png' }, '' ],
