@@ -22,12 +22,6 @@ LDFLAGS ?=
 # fcgi/fcgi_in.h); only its protocol header <fastcgi.h> is used, so
 # libfcgi-dev stays a build dependency.
 LDLIBS   = -lcrypto $(VIPS_LIBS)
-# libvips, for the image module only (fcgi/image.c is its one user; it runs in
-# upload processes). Its headers count as system headers, so the strict
-# warnings stay on our code.
-VIPS_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags vips libwebpmux 2>/dev/null))
-VIPS_LIBS   = $(shell pkg-config --libs vips libwebpmux 2>/dev/null)
-fcgi/image.o build/asan/image.o: CFLAGS += $(VIPS_CFLAGS)
 
 # The modules of the responder. Each fcgi/X.c has fcgi/X.h as its whole API.
 # One module a line, so that changes adding modules merge cleanly.
@@ -60,8 +54,8 @@ HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 
 # libvips, for the image module only (fcgi/image.c is its one user; it runs in
 # upload processes). Its headers count as system headers, so the strict
-# warnings above stay on our code. When the upload path links image.o into
-# avatar.fcgi: MODS += image, and LDLIBS += $(VIPS_LIBS).
+# warnings above stay on our code. LDLIBS is expanded when the link runs, so
+# it may name VIPS_LIBS before this line.
 VIPS_CFLAGS = $(patsubst -I%,-isystem %,$(shell pkg-config --cflags vips libwebpmux))
 VIPS_LIBS   = $(shell pkg-config --libs vips libwebpmux)
 fcgi/image.o build/asan/image.o: CFLAGS += $(VIPS_CFLAGS)
