@@ -3,7 +3,10 @@
 Makes the avatar, starts every row's server at once (each on its own
 loopback port), warms them up, then runs the rounds: for each kind of run,
 every row in turn, the order rotated each round, so all rows share the
-machine's noise. Medians, ratios to nginx static of the same round, the
+machine's noise. Each round ends with the upload runs: signed PUTs of a
+2 MB JPEG through nginx alone (uploads per second, CPU per upload), then
+the GET run of the avatar.fcgi nginx rows twice, without and with uploads
+in flight. Medians, ratios to nginx static of the same round, the
 targets' PASS/FAIL lines, a markdown report, a chart and the machine
 description follow. Started by tests/bench/run, which installs what is
 missing and raises the descriptor limit.
@@ -23,19 +26,35 @@ import time
 
 import measure
 import report
-from servers import HERE, ROOT, ROWS, LABEL, Server, tools_missing
+import uploads
+from servers import HERE, ROOT, ROWS, LABEL, UPLOAD_ROWS, Server, tools_missing
 
 # Sizes of each profile. orig_t and c1000_t only bound a run that would
 # otherwise take too long (a slow row); they do not shape a fast one.
+# upload_t: seconds of the uploads-only run; the GET runs without and with
+# uploads are the "long" kind (long_t seconds each).
+# The smoke's timed runs are bounded by their counts, their times only a
+# safety net: ab's first TLS handshakes move in step (100 at -c 100, 1000
+# at -c 1000), so no request ends before nearly all of them are done, and
+# on a busy 2-core machine that took longer than the 1 s and 2 s once
+# allowed here: 0 requests, no report, a failed smoke test.
 PLANS = {
     "full": dict(rounds=5, orig_n=4000, orig_c=100, orig_t=30, long_n=5000000, long_t=4,
-                 ka_t=4, c1000_n=10000, c1000_t=3, warm_n=1000),
+                 ka_t=4, c1000_n=10000, c1000_t=3, warm_n=1000, upload_t=8),
     "quick": dict(rounds=1, orig_n=4000, orig_c=100, orig_t=8, long_n=5000000, long_t=2,
-                  ka_t=2, c1000_n=4000, c1000_t=2, warm_n=300),
-    "smoke": dict(rounds=1, orig_n=200, orig_c=20, orig_t=5, long_n=2000, long_t=1,
-                  ka_t=1, c1000_n=1000, c1000_t=2, warm_n=50),
+                  ka_t=2, c1000_n=4000, c1000_t=2, warm_n=300, upload_t=4),
+    "smoke": dict(rounds=1, orig_n=200, orig_c=20, orig_t=5, long_n=500, long_t=10,
+                  ka_t=2, c1000_n=1000, c1000_t=20, warm_n=50, upload_t=2),
 }
 TARGET_SIZE = 36934  # bytes of the original measurement's avatar
+# The upload: a 3000x2000 JPEG of about 2 MB, what a phone photo weighs.
+UPLOAD_W, UPLOAD_H, UPLOAD_SIZE = 3000, 2000, 2000000
+# Uploads kept in flight per upload process: one being worked on, one
+# waiting, so the upload processes never idle between two PUTs.
+UPLOADS_PER_PROCESS = 2
+# Seconds the uploads run before the GET client starts, so bodies are
+# already streaming through nginx when the first GET is timed.
+UPLOAD_SETTLE = 1.0
 
 
 T0 = time.monotonic()
@@ -73,6 +92,93 @@ def make_avatar(dest_dir):
     return data
 
 
+def make_upload(work):
+    """The upload body: a 3000x2000 JPEG near 2 MB, drawn from a fixed seed:
+    a plasma fractal (drawn at a fifth of the size, which is 10 times
+    quicker, and scaled up) with Gaussian noise, so it compresses like a
+    photo. The quality is searched from 91 (where Debian 12's ImageMagick
+    lands) for the size closest to UPLOAD_SIZE, whatever version encodes it."""
+    base = os.path.join(work, "upload.ppm")
+    subprocess.run(["convert", "-seed", "7", "-size", "%dx%d" % (UPLOAD_W // 5, UPLOAD_H // 5),
+                    "plasma:fractal", "-resize", "%dx%d!" % (UPLOAD_W, UPLOAD_H),
+                    "-attenuate", "0.5", "+noise", "Gaussian", "ppm:" + base], check=True)
+    sizes = {}
+
+    def encode(q):
+        path = os.path.join(work, "upload-q%d.jpg" % q)
+        subprocess.run(["convert", base, "-sampling-factor", "4:2:0", "-quality", str(q),
+                        "jpg:" + path], check=True)
+        sizes[q] = path, os.path.getsize(path)
+        return sizes[q][1]
+
+    q = 91
+    step = 1 if encode(q) < UPLOAD_SIZE else -1
+    while 50 < q + step < 100:
+        q += step
+        if (encode(q) < UPLOAD_SIZE) != (step > 0):
+            break  # crossed the target
+    best = min(sizes.values(), key=lambda p: abs(p[1] - UPLOAD_SIZE))
+    with open(best[0], "rb") as f:
+        data = f.read()
+    for path, _ in sizes.values():
+        os.unlink(path)
+    os.unlink(base)
+    return data
+
+
+def upload_key(work, binary):
+    """A fresh signing key for the upload rows, and None; or None and why
+    uploads cannot be measured with this binary."""
+    key = os.path.join(work, "upload.key")
+    with open(os.open(key, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as f:
+        f.write(os.urandom(32).hex() + "\n")
+    try:
+        uploads.sign(binary, key, [1])
+    except (RuntimeError, OSError, subprocess.SubprocessError) as e:
+        return None, "cannot sign a link (%s)" % e
+    return key, None
+
+
+def upload_round(rnd, servers, img, plan, up):
+    """One round of the upload runs: the upload row through the first of
+    UPLOAD_ROWS alone, then each upload row's GET run without and with
+    uploads in flight (which goes first alternates by round)."""
+    by_key = {s.key: s for s in servers}
+    rows = [k for k in up["rows"] if k in by_key]
+    slots = up["slots"]
+    ids = range(uploads.FIRST_ID, uploads.FIRST_ID + slots)
+    if rows:
+        s = by_key[rows[0]]
+        res = uploads.run_alone(s.port, s.root_pids(), img,
+                                uploads.sign(s.binary, up["key"], ids), plan["upload_t"])
+        up["alone"].append(res)
+        log("bench: round %d upload %-20s %6.2f uploads/s  %d stored of %d  errors %d  "
+            "p50 %5.0f ms  cpu %s ms/upload in the upload processes"
+            % (rnd + 1, s.key, res["rate"] or 0, res["stored"], res["uploads"], res["errors"],
+               res["p50"] or 0, "%.0f" % res["cpu_ms"] if res["cpu_ms"] else "-"))
+    for key in rows:
+        s = by_key[key]
+        links = uploads.sign(s.binary, up["key"], ids)
+        pair = {}
+        for phase in (("without", "with") if rnd % 2 == 0 else ("with", "without")):
+            if phase == "without":
+                pair["without"] = measure.run_one(report.TARGET_KIND, s.url, s.root_pids(), plan)
+            else:
+                pair["with"], pair["uploads"] = uploads.run_with_gets(
+                    report.TARGET_KIND, s.url, s.port, s.root_pids(), img, links, plan,
+                    UPLOAD_SETTLE)
+            time.sleep(0.2)
+        up["get"][key].append(pair)
+        a, b, u = pair["without"], pair["with"], pair["uploads"]
+        if "error" in a or "error" in b:
+            log("bench: round %d get+up %-20s ERROR %s" % (rnd + 1, key, a.get("error") or b["error"]))
+            continue
+        log("bench: round %d get+up %-20s %8.0f req/s with uploads, %8.0f without (%.2f x)  "
+            "max %5.0f ms (%5.0f without)  %d uploads during the GETs, %d stored of %d"
+            % (rnd + 1, key, b["rps"], a["rps"], b["rps"] / a["rps"] if a["rps"] else 0,
+               b["max"], a["max"], u["during_get"], u["stored"], u["uploads"]))
+
+
 def raise_limits():
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     want = 65536
@@ -98,7 +204,7 @@ def stop_all(servers):
     log("bench: stopped every server")
 
 
-def keep_logs(servers, raw, out_dir):
+def keep_logs(servers, raw, up, out_dir):
     """Copies the logs of every row that had a failed, non-2xx or broken run
     to OUT/logs/ROW/, so a rare failure can be explained after the work
     directory is gone. Old logs are removed first."""
@@ -106,7 +212,11 @@ def keep_logs(servers, raw, out_dir):
     shutil.rmtree(logs, ignore_errors=True)
     for s in servers:
         runs = [r for kind in raw.values() for r in kind.get(s.key, [])]
-        if not any(r.get("error") or r.get("failed") or r.get("non2xx") for r in runs):
+        runs += [r for p in up["get"].get(s.key, []) for r in p.values()]
+        if up["rows"][:1] == [s.key]:
+            runs += up["alone"]
+        if not any(r.get("error") or r.get("failed") or r.get("non2xx") or r.get("errors")
+                   or r.get("uploads", 0) != r.get("stored", 0) for r in runs):
             continue
         for top, _dirs, files in os.walk(s.run):
             for name in files:
@@ -131,6 +241,8 @@ def main():
     ap.add_argument("--out", help="results directory (default tests/bench/results, "
                     "or tests/bench/results/quick with --quick)")
     ap.add_argument("--keep", action="store_true", help="keep the work directory")
+    ap.add_argument("--bin", default=os.path.join(ROOT, "avatar.fcgi"),
+                    help="the avatar.fcgi the project's rows run (default: the one built here)")
     args = ap.parse_args()
 
     profile = "smoke" if args.smoke else "quick" if args.quick else "full"
@@ -156,8 +268,9 @@ def main():
         log("bench: missing programs: %s (tests/lib/ensure-deps bench installs them)"
             % " ".join(missing))
         return 2
-    if not os.access(os.path.join(ROOT, "avatar.fcgi"), os.X_OK):
-        log("bench: %s/avatar.fcgi is not built (make)" % ROOT)
+    binary = os.path.abspath(args.bin)
+    if not os.access(binary, os.X_OK):
+        log("bench: %s is not built (make)" % binary)
         return 2
     nofile = raise_limits()
     if nofile < 4096:
@@ -176,6 +289,11 @@ def main():
     servers = []
     not_started = {}
     raw = {}
+    # The upload runs: what they measure, and why they did not run if not.
+    up = {"rows": [k for k in UPLOAD_ROWS if k in rows], "slots": UPLOADS_PER_PROCESS * workers,
+          "upload_workers": workers, "settle": UPLOAD_SETTLE, "image": None, "skipped": None,
+          "alone": [],
+          "get": {k: [] for k in UPLOAD_ROWS if k in rows}}
     try:
         avatars = os.path.join(work, "avatars")
         os.makedirs(avatars)
@@ -183,8 +301,23 @@ def main():
         avatar = make_avatar(avatars)
         log("bench: %s profile, %d round(s), %d rows, %d workers per server, avatar %d bytes, "
             "work dir %s" % (profile, plan["rounds"], len(rows), workers, len(avatar), work))
+        img = None
+        if up["rows"]:
+            up["key"], up["skipped"] = upload_key(work, binary)
+            if up["skipped"]:
+                log("bench: no upload runs: %s" % up["skipped"])
+                up["rows"] = []
+            else:
+                img = make_upload(work)
+                up["image"] = {"bytes": len(img), "width": UPLOAD_W, "height": UPLOAD_H}
+                log("bench: upload body: %dx%d JPEG, %d bytes, %d in flight, "
+                    "--upload-workers %d" % (UPLOAD_W, UPLOAD_H, len(img), up["slots"], workers))
         for key in rows:
-            s = Server(key, work, avatars, avatar, workers)
+            # The upload rows' responders accept signed writes, with as many
+            # upload processes as read workers.
+            extra = ["--key-file", up["key"], "--upload-workers", str(workers)] \
+                if key in up["rows"] else []
+            s = Server(key, work, avatars, avatar, workers, binary, extra)
             log("bench: starting %-20s %s" % (key, s.url))
             try:
                 s.start()
@@ -203,6 +336,17 @@ def main():
         warm = dict(plan, orig_n=plan["warm_n"], orig_c=10, orig_t=10)
         for s in servers:
             measure.run_one("orig", s.url, s.root_pids(), warm)
+        # One upload per slot through each upload row: libvips starts, and
+        # a broken write path shows before the rounds.
+        up["rows"] = [k for k in up["rows"] if k not in not_started]
+        for s in servers:
+            if s.key in up["rows"]:
+                ids = range(uploads.FIRST_ID, uploads.FIRST_ID + up["slots"])
+                w = uploads.run_alone(s.port, s.root_pids(), img,
+                                      uploads.sign(binary, up["key"], ids), 0)
+                if w["stored"] != w["uploads"] or w["errors"]:
+                    log("bench: %s: warm-up uploads: %s, errors %s"
+                        % (s.key, w["statuses"], w["error_samples"]))
         procs = {s.key: count_procs(s) for s in servers}
         log("bench: all rows up and warm")
 
@@ -223,6 +367,7 @@ def main():
                                res["failed"], res["non2xx"],
                                "%.0f" % res["cpu_us"] if res["cpu_us"] else "-"))
                     time.sleep(0.2)
+            upload_round(rnd, servers, img, plan, up)
         # A pool that respawned or grew during the runs shows both counts.
         for s in servers:
             after = count_procs(s)
@@ -230,7 +375,7 @@ def main():
                 else "%d, %d after the runs" % (procs[s.key], after)
     finally:
         stop_all(servers)
-        keep_logs(servers, raw, out_dir)
+        keep_logs(servers, raw, up, out_dir)
         if args.keep:
             log("bench: work dir kept: %s" % work)
         else:
@@ -239,6 +384,9 @@ def main():
     elapsed = time.monotonic() - started
     sums = report.summarize(raw, rows)
     verdicts = report.targets(raw, sums, rows, not_started)
+    up.pop("key", None)  # a path in the deleted work directory
+    usums = report.upload_summary(up)
+    verdicts += report.upload_targets(up, usums, not_started)
     png = report.chart(sums, rows, out_dir)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cmd = {"full": "make bench", "quick": "make bench QUICK=1",
@@ -253,10 +401,13 @@ def main():
           "Every server has %d workers (nproc): nginx `worker_processes %d`, avatar.fcgi "
           "`--workers %d`, gunicorn `-w %d`, uvicorn `--workers %d`; lighttpd runs as one "
           "process, as conf/lighttpd ships it. The *processes* column counts the server's "
-          "processes (front server master and workers, responder supervisor and workers) "
-          "whose CPU time is measured. Ratios compare with nginx static in the same round."
+          "processes (front server master and workers, responder supervisor and workers; "
+          "in the rows that take uploads, %s, also the upload manager and `--upload-workers "
+          "%d` upload processes) whose CPU time is measured. Ratios compare with nginx "
+          "static in the same round."
           % (cmd, now, elapsed, plan["rounds"], len(avatar), workers, workers, workers,
-             workers, workers), "",
+             workers, workers, " and ".join(LABEL[k] for k in up["get"]) or "none", workers),
+          "",
           "## Targets (judged on the %s)" % report.KIND_SHORT[report.TARGET_KIND], "",
           "```"] + verdict_lines + ["```", ""]
     md += ["## Requests per second, all runs", "", report.overview(sums, rows), ""]
@@ -264,6 +415,7 @@ def main():
         md += ["![requests per second](%s)" % png, ""]
     for kind in report.KINDS:
         md += ["## %s" % report.KIND_TITLE[kind], "", report.table(sums, kind, rows, procs), ""]
+    md += report.upload_tables(up, usums)
     if not_started:
         md += ["## Rows that did not start", ""] + \
             ["- %s: %s" % (LABEL[k], e) for k, e in not_started.items()] + [""]
@@ -273,7 +425,7 @@ def main():
     errs = [(k, r, e) for k in report.KINDS for r in rows for e in sums[k][r]["errors"]]
     if errs:
         md += ["## Client errors", ""] + ["- %s, %s: %s" % (LABEL[r], k, e) for k, r, e in errs] + [""]
-    md += ["## Machine", "", report.machine(ROOT), ""]
+    md += ["## Machine", "", report.machine(ROOT, binary), ""]
     text = "\n".join(md)
     with open(os.path.join(out_dir, "results.md"), "w") as f:
         f.write(text)
@@ -281,7 +433,8 @@ def main():
         json.dump({"profile": profile, "plan": plan, "workers": workers, "date": now,
                    "elapsed_s": elapsed, "avatar_bytes": len(avatar), "processes": procs,
                    "not_started": not_started,
-                   "changed": {s.key: s.notes for s in servers if s.notes}, "raw": raw},
+                   "changed": {s.key: s.notes for s in servers if s.notes}, "raw": raw,
+                   "uploads": up},
                   f, indent=1, ensure_ascii=False)
     print(text)
     print("bench: results in %s (%.0f s)" % (out_dir, elapsed))

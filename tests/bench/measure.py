@@ -17,7 +17,7 @@ TICK = os.sysconf("SC_CLK_TCK")
 # -- server CPU time ------------------------------------------------------------
 
 def _proc_table():
-    """pid -> (ppid, utime + stime in ticks) for every process visible now."""
+    """pid -> (ppid, utime + stime in ticks, nice) for every process visible now."""
     table = {}
     for name in os.listdir("/proc"):
         if not name.isdigit():
@@ -29,24 +29,32 @@ def _proc_table():
             continue
         # The command name (field 2) may hold spaces and parentheses.
         rest = stat[stat.rindex(")") + 2:].split()
-        # rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15.
-        table[int(name)] = (int(rest[1]), int(rest[11]) + int(rest[12]))
+        # rest[0] is field 3 (state): ppid is field 4, utime 14, stime 15,
+        # nice 19.
+        table[int(name)] = (int(rest[1]), int(rest[11]) + int(rest[12]), int(rest[16]))
     return table
 
 
-def cpu_snapshot(roots):
-    """{pid: ticks} for the root pids and all their descendants."""
+def cpu_snapshot(roots, niced=False):
+    """{pid: ticks} for the root pids and all their descendants. niced:
+    only the descendants running at a lower priority than their root (the
+    responder's upload processes, which upload.c renices to +10)."""
     table = _proc_table()
     kids = {}
-    for pid, (ppid, _) in table.items():
+    for pid, (ppid, _, _) in table.items():
         kids.setdefault(ppid, []).append(pid)
-    seen, todo = {}, [p for p in roots if p in table]
-    while todo:
-        pid = todo.pop()
-        if pid in seen:
+    seen = {}
+    for root in roots:
+        if root not in table:
             continue
-        seen[pid] = table[pid][1]
-        todo.extend(kids.get(pid, []))
+        todo = [root]
+        while todo:
+            pid = todo.pop()
+            if pid in seen:
+                continue
+            if not niced or table[pid][2] > table[root][2]:
+                seen[pid] = table[pid][1]
+            todo.extend(kids.get(pid, []))
     return seen
 
 

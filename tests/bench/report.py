@@ -164,6 +164,153 @@ def targets(raw, sums, rows, not_started):
     return out
 
 
+# ---- the upload runs ------------------------------------------------------------
+# raw.json's "uploads": the upload row (uploads only, through the first of
+# its rows) and, per row, pairs of GET runs without and with uploads in
+# flight, from the same round. Runs made before the write path have none.
+UPLOAD_RATIO = 0.6     # GET req/s with uploads, at least this × without
+UPLOAD_MAX_MS = 1000   # and no GET slower than this meanwhile
+
+
+def upload_summary(up):
+    """Medians of the upload runs: {"alone": {...}, "get": {row: {...}}}."""
+    alone = up.get("alone", [])
+    parts = [r["cpu_parts_ms"] for r in alone if r.get("cpu_parts_ms")]
+    statuses = {}
+    for r in alone:
+        for code, n in r["statuses"].items():
+            statuses[code] = statuses.get(code, 0) + n
+    out = {"alone": {
+        "runs": len(alone),
+        "rate": median([r["rate"] for r in alone]),
+        "cpu_ms": median([r["cpu_ms"] for r in alone]),
+        "cpu_parts_ms": [median([p[i] for p in parts]) for i in range(3)] if parts else None,
+        "p50": median([r["p50"] for r in alone]),
+        "max": max([r["max"] for r in alone if r["max"] is not None], default=None),
+        "uploads": sum(r["uploads"] for r in alone),
+        "stored": sum(r["stored"] for r in alone),
+        "errors": sum(r["errors"] for r in alone),
+        "statuses": statuses,
+    }, "get": {}}
+    for row, pairs in up.get("get", {}).items():
+        ok = [p for p in pairs if "error" not in p["without"] and "error" not in p["with"]]
+        ratios = [p["with"]["rps"] / p["without"]["rps"] for p in ok if p["without"]["rps"]]
+        ups = [p["uploads"] for p in pairs]
+        out["get"][row] = {
+            "runs": len(pairs),
+            "errors": [p[w]["error"] for p in pairs for w in ("without", "with")
+                       if "error" in p[w]],
+            "without": median([p["without"]["rps"] for p in ok]),
+            "with": median([p["with"]["rps"] for p in ok]),
+            "ratio": median(ratios),
+            "p99_without": median([p["without"]["p99"] for p in ok]),
+            "p99_with": median([p["with"]["p99"] for p in ok]),
+            "max_without": max([p["without"]["max"] for p in ok], default=None),
+            "max_with": max([p["with"]["max"] for p in ok], default=None),
+            "failed_with": sum(p["with"]["failed"] + p["with"]["non2xx"] for p in ok),
+            "up_rate": median([u["rate_during_get"] for u in ups]),
+            "up_during": sum(u["during_get"] for u in ups),
+            "uploads": sum(u["uploads"] for u in ups),
+            "stored": sum(u["stored"] for u in ups),
+            "up_errors": sum(u["errors"] for u in ups),
+        }
+    return out
+
+
+def upload_targets(up, usums, not_started):
+    """The write path's targets as (ok, text) lines, like targets(). Rows
+    not asked for (--rows) are left out; asked for but not measured fails."""
+    out = []
+    if up.get("skipped"):
+        return [(False, "uploads: not measured, %s" % up["skipped"])]
+    rows = list(up.get("get", {}))
+    for row in rows:
+        if row in not_started:
+            out.append((False, "%s: GETs while uploading not measured, the row did not start"
+                        % LABEL[row]))
+    rows = [r for r in rows if r not in not_started]
+    if not rows:
+        return out
+    a = usums["alone"]
+    slots = up.get("slots", 0)
+    what = "%d uploads in flight" % slots
+    if a["runs"]:
+        out.append((a["stored"] == a["uploads"] > 0 and a["errors"] == 0,
+                    "uploads through %s: %d of %d stored (answers %s), %d client errors "
+                    "(target: every one stored)"
+                    % (LABEL[rows[0]], a["stored"], a["uploads"],
+                       ", ".join("%s × %s" % (n, c) for c, n in sorted(a["statuses"].items()))
+                       or "none", a["errors"])))
+    for row in rows:
+        g = usums["get"][row]
+        if g["ratio"] is None:
+            out.append((False, "%s: no GET figure while uploading%s"
+                        % (LABEL[row], " (%s)" % g["errors"][0][:200] if g["errors"] else "")))
+            continue
+        out.append((g["ratio"] >= UPLOAD_RATIO,
+                    "%s: %.2f × its own req/s with %s (%s, same round; target ≥ %.2f)"
+                    % (LABEL[row], g["ratio"], what, KIND_SHORT[TARGET_KIND], UPLOAD_RATIO)))
+        out.append((g["max_with"] < UPLOAD_MAX_MS and g["failed_with"] == 0
+                    and g["stored"] == g["uploads"] and g["up_errors"] == 0,
+                    "%s: slowest GET %.0f ms with %s (%.0f ms without), %d failed or non-2xx, "
+                    "uploads %d of %d stored (target < %d ms, 0, every one)"
+                    % (LABEL[row], g["max_with"], what, g["max_without"], g["failed_with"],
+                       g["stored"], g["uploads"], UPLOAD_MAX_MS)))
+    if a["runs"] and a["rate"]:
+        parts = a["cpu_parts_ms"]
+        out.append((None, "uploads through %s alone: %.2f/s with %s, server CPU %s ms per upload "
+                    "in the upload processes%s"
+                    % (LABEL[rows[0]], a["rate"], what, _f(a["cpu_ms"], "%.0f"),
+                       " (and %.1f in the front server, %.1f in the rest of the responder)"
+                       % (parts[0], parts[1]) if parts and None not in parts else "")))
+    for row in rows:
+        g = usums["get"][row]
+        if g["up_rate"] is not None:
+            out.append((None, "%s: %.2f uploads/s while the GET client ran (%d stored), "
+                        "the upload processes at nice +10" % (LABEL[row], g["up_rate"],
+                                                              g["up_during"])))
+    return out
+
+
+def upload_tables(up, usums):
+    """The markdown of the upload runs, or [] when there were none."""
+    if not up.get("alone") and not any(up.get("get", {}).values()):
+        return []
+    img, slots, a = up.get("image") or {}, up.get("slots"), usums["alone"]
+    parts = a["cpu_parts_ms"] or [None, None, None]
+    md = ["## Uploads: signed `PUT` of a %s-byte %s×%s JPEG, %s in flight"
+          % (img.get("bytes"), img.get("width"), img.get("height"), slots), "",
+          "Python's http.client keeps %s uploads in flight (one keep-alive connection and one "
+          "avatar id each), links signed by `avatar.fcgi sign` with a key made for the run; "
+          "the responder runs `--upload-workers %s`. Uploads per second count the uploads "
+          "stored (200 or 201) from the first `PUT` to the last answer; CPU is utime + stime "
+          "of the upload processes (the responder's processes at nice +10) over those uploads."
+          % (slots, up.get("upload_workers")), "",
+          "| row | runs | uploads/s | stored / answered | client errors | p50 ms | max ms "
+          "| CPU ms/upload, upload processes | front server | rest of the responder |",
+          "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    if a["runs"]:
+        md.append("| %s | %d | %s | %d / %d | %d | %s | %s | %s | %s | %s |" % (
+            LABEL[up["rows"][0]] if up.get("rows") else "?", a["runs"], _f(a["rate"], "%.2f"),
+            a["stored"], a["uploads"], a["errors"], _f(a["p50"], "%.0f"), _f(a["max"], "%.0f"),
+            _f(a["cpu_ms"], "%.0f"), _f(parts[0], "%.1f"), _f(parts[1], "%.1f")))
+    md += ["", "## GET while uploading: `%s`, without and with %s uploads in flight"
+           % (KIND_SHORT[TARGET_KIND], slots), "",
+           "Each round runs the GET client twice on the row, alone and with the uploads going "
+           "through the same stack (started %.0f s before it), in alternating order; the ratio "
+           "is the median of the rounds' ratios." % up.get("settle", 1), "",
+           "| row | req/s without | req/s with uploads | × without | p99 ms without / with "
+           "| max ms without / with | failed + non-2xx with | uploads/s meanwhile |",
+           "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for row, g in usums["get"].items():
+        md.append("| %s%s | %s | %s | %s | %s / %s | %s / %s | %d | %s |" % (
+            LABEL[row], " (error)" if g["errors"] else "", _f(g["without"], "%.0f"),
+            _f(g["with"], "%.0f"), _f(g["ratio"], "%.2f"), _f(g["p99_without"], "%.1f"),
+            _f(g["p99_with"], "%.1f"), _f(g["max_without"], "%.0f"), _f(g["max_with"], "%.0f"),
+            g["failed_with"], _f(g["up_rate"], "%.2f")))
+    return md + [""]
+
+
 def _f(v, fmt):
     return "–" if v is None else fmt % v
 
@@ -209,8 +356,10 @@ def _cmd(argv):
         return "unavailable"
 
 
-def machine(root):
-    """A markdown description of the machine and the software versions."""
+def machine(root, binary=None):
+    """A markdown description of the machine and the software versions;
+    binary: the avatar.fcgi measured (default: the one built in root)."""
+    binary = binary or os.path.join(root, "avatar.fcgi")
     cpu = "unknown"
     try:
         with open("/proc/cpuinfo") as f:
@@ -227,13 +376,16 @@ def machine(root):
         pass
     pkgs = ["nginx-light", "nginx-common", "lighttpd", "libfcgi0ldbl", "spawn-fcgi",
             "apache2-utils", "wrk", "openssl", "python3", "python3-flask", "gunicorn",
-            "python3-starlette", "python3-uvicorn", "imagemagick", "gnuplot-nox"]
+            "python3-starlette", "python3-uvicorn", "imagemagick", "gnuplot-nox", "libvips42"]
     vers = []
     for p in pkgs:
         v = _cmd(["dpkg-query", "-W", "-f=${Version}", p])
         vers.append("| %s | %s |" % (p, v if v and "no packages" not in v else "not installed"))
     rev = _cmd(["git", "-C", root, "rev-parse", "--short", "HEAD"])
     dirty = _cmd(["git", "-C", root, "status", "--porcelain", "--untracked-files=no", "fcgi"])
+    where = " (fcgi/ modified)" if dirty else ""
+    if binary != os.path.join(root, "avatar.fcgi"):
+        where = " (the binary measured: %s)" % binary
     lines = [
         "| item | value |", "| --- | --- |",
         "| CPU | %s |" % cpu,
@@ -242,8 +394,7 @@ def machine(root):
         "| kernel | %s %s |" % (platform.system(), platform.release()),
         "| nginx | %s |" % _cmd(["nginx", "-v"]).replace("nginx version: ", ""),
         "| lighttpd | %s |" % _cmd(["lighttpd", "-v"]).split(" - ")[0],
-        "| avatar.fcgi | %s, git %s%s |" % (_cmd([os.path.join(root, "avatar.fcgi"), "--version"]),
-                                           rev, " (fcgi/ modified)" if dirty else ""),
+        "| avatar.fcgi | %s, git %s%s |" % (_cmd([binary, "--version"]), rev, where),
     ] + vers
     return "\n".join(lines)
 

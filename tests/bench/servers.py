@@ -42,6 +42,9 @@ ROWS = [
     ("tls-project", "nginx TLS, project config", "project"),
 ]
 LABEL = {k: l for k, l, _ in ROWS}
+# The rows whose GET runs are measured again while uploads run through the
+# same stack; the first is also the one the upload row itself goes through.
+UPLOAD_ROWS = ["nginx-xaccel", "nginx-bytes"]
 GROUP = {k: g for k, _, g in ROWS}
 
 
@@ -78,8 +81,10 @@ def fetch(url, timeout=2.0):
 class Server:
     """One row's server. start() returns once GET /1000 answers the avatar."""
 
-    def __init__(self, key, work, avatars, avatar_bytes, workers):
+    def __init__(self, key, work, avatars, avatar_bytes, workers, binary, extra=()):
         self.key = key
+        self.binary = binary  # avatar.fcgi, for the project's rows
+        self.extra = list(extra)  # more avatar.fcgi options (the upload rows' key)
         self.label = LABEL[key]
         self.group = GROUP[key]
         self.run = os.path.join(work, key)
@@ -154,9 +159,12 @@ class Server:
             }[k]
             argv = [STACK, "start", "--server", server, "--mode", mode,
                     "--port", str(self.port), "--run", self.run,
-                    "--avatars", self.avatars, "--workers", str(self.workers)]
+                    "--avatars", self.avatars, "--workers", str(self.workers),
+                    "--bin", self.binary]
             if k == "tls-project":
                 argv.append("--tls")
+            if self.extra:
+                argv += ["--"] + self.extra
             self.stacked = True
             r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True,
                                text=True, timeout=60)

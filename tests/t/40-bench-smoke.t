@@ -3,8 +3,11 @@
 # works end to end, so it cannot rot between benchmark runs. One tiny round
 # (--smoke) of every row and every kind of run, into a temporary results
 # directory; then, one case a line: each row was started and measured by each
-# client (a rate above zero, no client error, server CPU read), and the report
-# has the targets, the tables, the chart and the machine description.
+# client (a rate above zero, no client error, server CPU read), the upload runs
+# stored every signed PUT of the 2 MB JPEG (their CPU found in the upload
+# processes) and measured each upload row's GETs without and with uploads in
+# flight, and the report has the targets, the tables, the chart and the
+# machine description.
 # No thresholds: the smoke sizes are far too small for the targets to mean
 # anything, and speed belongs in `make bench` itself.
 use strict;
@@ -21,8 +24,9 @@ chdir $root or die "chdir $root: $!";
 -x 'avatar.fcgi' or plan skip_all => 'avatar.fcgi is not built (make)';
 
 my $out = tempdir('bench-smoke.XXXXXX', TMPDIR => 1, CLEANUP => 1);
-# timeout bounds the run; the driver stops its servers on SIGTERM.
-my $log = `timeout -k 10 180 tests/bench/run --smoke --out $out 2>&1`;
+# timeout bounds the run (a hang, not a speed: a busy machine takes minutes);
+# the driver stops its servers on SIGTERM.
+my $log = `timeout -k 10 360 tests/bench/run --smoke --out $out 2>&1`;
 my $status = $? >> 8;
 if ($log =~ /ensure-deps: missing Debian packages/) {
     plan skip_all => 'the benchmark packages are missing and cannot be installed here '
@@ -56,6 +60,30 @@ for my $row (@rows) {
     }
 }
 
+# The upload runs: the upload row alone, then each upload row's GET run
+# without and with uploads in flight.
+my $up = $raw->{uploads} // {};
+is $up->{skipped}, undef, 'the upload runs were not skipped' or diag $up->{skipped};
+ok +($up->{image}{bytes} // 0) > 1_000_000, 'the upload body is a JPEG of megabytes'
+    or diag explain $up->{image};
+my $alone = $up->{alone}[0] // {};
+ok $alone->{stored} && $alone->{stored} == $alone->{uploads} && !$alone->{errors},
+    'upload row: every upload stored (200 or 201)' or diag explain $alone;
+ok +($alone->{upload_procs} // 0) > 0 && ($alone->{cpu_upload_s} // 0) > 0,
+    'upload row: the CPU of the upload processes was read' or diag explain $alone;
+# row              GET run without and with uploads, and the uploads meanwhile
+for my $row (qw(nginx-xaccel nginx-bytes)) {
+    my $p = $up->{get}{$row}[0] // {};
+    for my $phase (qw(without with)) {
+        my $r = $p->{$phase} // {};
+        ok !$r->{error} && ($r->{rps} // 0) > 0 && ($r->{requests} // 0) > 0,
+            "$row, GET $phase uploads: measured" or diag explain $r;
+    }
+    my $u = $p->{uploads} // {};
+    ok $u->{stored} && $u->{stored} == $u->{uploads} && !$u->{errors},
+        "$row: the uploads during its GET run were stored" or diag explain $u;
+}
+
 my $md = slurp("$out/results.md");
 # what the report must show                        pattern
 my @report = (
@@ -66,6 +94,12 @@ my @report = (
     ['the starlette target',                       qr/^(PASS|FAIL) lighttpd → avatar\.fcgi bytes: [\d.]+ × starlette/m],
     ['the TLS target',                             qr/^(PASS|FAIL) nginx TLS, project config: [\d.]+ × nginx TLS, as originally/m],
     ['the clean-run target',                       qr/^(PASS|FAIL) nginx TLS, project config: \d+ failed, \d+ non-2xx/m],
+    ['every upload stored',                        qr/^PASS uploads through nginx → avatar\.fcgi x-accel: \d+ of \d+ stored/m],
+    ['the GET-while-uploading target',             qr/^(PASS|FAIL) nginx → avatar\.fcgi x-accel: [\d.]+ × its own req\/s with \d+ uploads in flight .*target ≥ 0\.60\)$/m],
+    ['the slowest-GET-while-uploading target',     qr/^(PASS|FAIL) nginx → avatar\.fcgi bytes: slowest GET \d+ ms with \d+ uploads in flight .*target < 1000 ms/m],
+    ['uploads per second and CPU per upload',      qr/^INFO uploads through nginx → avatar\.fcgi x-accel alone: [\d.]+\/s .*CPU \d+ ms per upload/m],
+    ['the upload table',                           qr/^## Uploads: signed `PUT` of a \d+-byte 3000×2000 JPEG/m],
+    ['the GET-while-uploading table',              qr/^## GET while uploading/m],
     ['the -c 1000 table',                          qr/^## 1000 concurrent/m],
     ['the keep-alive table',                       qr/^## keep-alive/m],
     ['the machine description',                    qr/^\| libfcgi0ldbl \| \S+/m],
