@@ -468,6 +468,20 @@ def readme_table(results_dir, link_dir):
         lines.append("| %s | %s | %s | %s | %s | %s |" % (
             LABEL[row], _f(s["rps"], "%.0f"), _f(s["ratio"], "%.2f"), _f(s["p99"], "%.1f"),
             _f(ka["rps"], "%.0f"), _f(s["cpu_us"], "%.0f")))
+    up = run.get("uploads") or {}
+    usums = upload_summary(up)
+    a, gets = usums["alone"], [(r, g) for r, g in usums["get"].items() if g["ratio"]]
+    if a["rate"] and gets:
+        # One sentence: the front page stays short; results.md has the tables.
+        lines += ["", "Uploads: %.2f/s of a %.1f MB %s×%s JPEG (%s in flight, through %s), %s ms "
+                  "of CPU each; meanwhile GETs keep %s their req/s, slowest %.0f ms." % (
+                      a["rate"], up["image"]["bytes"] / 1e6, up["image"]["width"],
+                      up["image"]["height"], up["slots"],
+                      LABEL[up["rows"][0]].replace(" → avatar.fcgi", ""),
+                      _f(a["cpu_ms"], "%.0f"),
+                      " and ".join("%.2f × (%s)" % (g["ratio"], LABEL[r].split(" ")[-1])
+                                   for r, g in gets),
+                      max(g["max_with"] for _, g in gets))]
     lines.append(README_END)
     return "\n".join(lines)
 
