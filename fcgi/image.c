@@ -376,6 +376,54 @@ done:
 }
 
 /*
+ * The PNG that libpng gets to see. libvips 8.14 lets libpng inflate every
+ * zTXt, iTXt and iCCP chunk, up to 100 of them and 50 MB each, and keeps
+ * the text: a 5 MB upload of 99 zTXt chunks grew the process to 5 GB and
+ * ran for minutes. Text is stripped from the new image anyway, so it is
+ * taken out before any decoder runs. What is passed on: the signature, the
+ * chunks that make the pixels (IHDR, PLTE, tRNS, IDAT, IEND), their colour
+ * (gAMA, cHRM, sRGB, and the first iCCP if at most 1 MiB) and orientation
+ * (eXIf, not compressed). Bytes after IEND go too. Only chunk framing is
+ * read here (length, type); a chunk that runs past the end is passed on
+ * as it is, for libpng to refuse as truncated. CRCs are libpng's to check.
+ */
+static unsigned char *
+png_pixels_only(const unsigned char *buf, size_t len, size_t *outlen)
+{
+	static const char keep[][5] = { "IHDR", "PLTE", "tRNS", "IDAT", "IEND", "gAMA",
+		"cHRM", "sRGB", "iCCP", "eXIf" };
+	unsigned char *out = g_malloc(len);
+	size_t i = 8, o = 8;
+	int iccp = 0;
+
+	memcpy(out, buf, 8);
+	while (i < len) {
+		size_t n = len - i, size;
+		int kept = 0;
+
+		if (n < 12 || (size = ((size_t)buf[i] << 24 | (size_t)buf[i + 1] << 16 |
+		    (size_t)buf[i + 2] << 8 | buf[i + 3])) > n - 12) {
+			memcpy(out + o, buf + i, n);
+			o += n;
+			break;
+		}
+		for (size_t k = 0; k < sizeof(keep) / sizeof(keep[0]); k++)
+			kept |= memcmp(buf + i + 4, keep[k], 4) == 0;
+		if (memcmp(buf + i + 4, "iCCP", 4) == 0 && (iccp++ > 0 || size > (1u << 20)))
+			kept = 0;
+		if (kept) {
+			memcpy(out + o, buf + i, size + 12);
+			o += size + 12;
+		}
+		if (memcmp(buf + i + 4, "IEND", 4) == 0)
+			break;
+		i += size + 12;
+	}
+	*outlen = o;
+	return out;
+}
+
+/*
  * libnsgif is made for browsers that draw a GIF as it arrives: on a cut
  * file it stops quietly after the last whole frame, and libvips returns
  * those. The trailer byte (0x3B) that every GIF ends with is then the one
@@ -400,6 +448,7 @@ image_process(const struct image_limits *l, const void *buf, size_t len,
 	struct header h = { 0, 0, 0, 0 };
 	VipsImage *t[3] = { NULL, NULL, NULL };
 	const char *loader = NULL;
+	unsigned char *png = NULL;
 	void *bytes = NULL;
 	size_t n = 0;
 	int rc = -1;
@@ -415,12 +464,16 @@ image_process(const struct image_limits *l, const void *buf, size_t len,
 	type = sniff_type(buf, len);
 	if (type == SNIFF_NONE)
 		return refuse(out, 415, "type");
+	if (type == SNIFF_PNG) {
+		in = png = png_pixels_only(buf, len, &len);
+		buf = png;
+	}
 	/* 3. Header limits, no pixel decoded yet. */
 	if (check_header(l, type, in, len, &h, out) != 0)
-		return -1;
+		goto done;
 	/* 4. The full decode, inside the one pass that makes the new image. */
 	if (type == SNIFF_GIF && gif_whole(buf, len) != 0)
-		return refuse(out, 422, "decode");
+		goto decode;
 	if (shrink(l, type, in, len, &h, &t[0]) != 0)
 		goto decode;
 	/* thumbnail picks its own loader; it must be the one the magic
@@ -462,6 +515,7 @@ done:
 	for (int i = 0; i < 3; i++)
 		if (t[i] != NULL)
 			g_object_unref(t[i]);
+	g_free(png);
 	return rc;
 }
 

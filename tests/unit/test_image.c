@@ -420,6 +420,46 @@ order(void)
 	free(pad);
 }
 
+/* The process's peak resident size so far, in KiB (VmHWM). */
+static long
+peak_kib(void)
+{
+	char line[128];
+	long kib = -1;
+	FILE *f = fopen("/proc/self/status", "r");
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmHWM: %ld kB", &kib) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kib;
+}
+
+/*
+ * 96 MiB of compressed PNG text in a 100 KB upload must not be inflated:
+ * run first, while the peak is still the start-up one, so any growth shows.
+ * A memory bound, not a time one: it does not depend on the machine's load.
+ */
+static void
+png_text_bomb(void)
+{
+	struct image_limits l;
+	struct image_out o;
+	size_t len = 0;
+	unsigned char *buf = slurp("ztxt-many.png", &len);
+	long before = peak_kib(), grew;
+
+	image_limits_default(&l);
+	if (!ok(buf != NULL && before > 0, "ztxt-many.png and VmHWM"))
+		return;
+	ok(image_process(&l, buf, len, &o) == 0 && o.width == 200, "12 zTXt chunks of 8 MiB: accepted");
+	grew = peak_kib() - before;
+	ok(grew < 64 * 1024, "and the text was never inflated (peak grew %ld KiB)", grew);
+	image_out_free(&o);
+	free(buf);
+}
+
 /* The same upload twice gives the same bytes: a stored avatar depends on
  * its input only. */
 static void
@@ -463,6 +503,7 @@ main(int argc, char **argv)
 	if (!ok(image_init(argv[0], &why) == 0, "image_init: %s", why ? why : "ok"))
 		return tap_done();
 	ok(image_init(argv[0], &why) == 0, "image_init twice is harmless");
+	png_text_bomb();
 
 	ok(image_crop_parse("centre", &crop) == 0 && crop == IMAGE_CROP_CENTRE, "crop centre");
 	ok(image_crop_parse("attention", &crop) == 0 && crop == IMAGE_CROP_ATTENTION, "crop attention");
