@@ -19,6 +19,7 @@
  * first; 2 usage or connect error; 3 timeout.
  */
 #include <errno.h>
+#include <fastcgi.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -139,7 +140,7 @@ put(struct buf *b, const void *d, size_t n)
 static void
 record(struct buf *b, int type, int id, const unsigned char *c, size_t n)
 {
-	unsigned char h[8] = { 1, (unsigned char)type, (unsigned char)(id >> 8),
+	unsigned char h[8] = { FCGI_VERSION_1, (unsigned char)type, (unsigned char)(id >> 8),
 	    (unsigned char)id, (unsigned char)(n >> 8), (unsigned char)n, 0, 0 };
 
 	put(b, h, 8);
@@ -285,22 +286,22 @@ usage:
 	}
 
 	for (int r = 0; r < nreq; r++) {
-		unsigned char begin[8] = { 0, 1, (unsigned char)(keep ? 1 : 0), 0, 0, 0, 0, 0 };
+		unsigned char begin[8] = { 0, FCGI_RESPONDER, keep ? FCGI_KEEP_CONN : 0, 0, 0, 0, 0, 0 };
 		size_t off;
 		int ended = 0;
 
 		req.len = 0;
-		record(&req, 1, id, begin, 8);
+		record(&req, FCGI_BEGIN_REQUEST, id, begin, 8);
 		for (off = 0; off < params.len; off += 65535) {
 			size_t n = params.len - off > 65535 ? 65535 : params.len - off;
-			record(&req, 4, id, params.p + off, n);
+			record(&req, FCGI_PARAMS, id, params.p + off, n);
 		}
-		record(&req, 4, id, NULL, 0);
+		record(&req, FCGI_PARAMS, id, NULL, 0);
 		for (off = 0; off < body.len; off += 65535) {
 			size_t n = body.len - off > 65535 ? 65535 : body.len - off;
-			record(&req, 5, id, body.p + off, n);
+			record(&req, FCGI_STDIN, id, body.p + off, n);
 		}
-		record(&req, 5, id, NULL, 0);
+		record(&req, FCGI_STDIN, id, NULL, 0);
 		if (write_all(fd, req.p, req.len) == -1) {
 			fprintf(stderr, "fcgi-client: write: %s\n", strerror(errno));
 			return 1;
@@ -329,11 +330,11 @@ usage:
 				fprintf(stderr, "fcgi-client: connection closed mid-record\n");
 				return 1;
 			}
-			if (h[1] == 6)
+			if (h[1] == FCGI_STDOUT)
 				fwrite(content, 1, clen, stdout);
-			else if (h[1] == 7)
+			else if (h[1] == FCGI_STDERR)
 				fwrite(content, 1, clen, stderr);
-			else if (h[1] == 3)
+			else if (h[1] == FCGI_END_REQUEST)
 				ended = 1;
 		}
 		fflush(stdout);

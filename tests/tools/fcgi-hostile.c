@@ -16,6 +16,7 @@
  * the tests that run it do, from their tables.
  */
 #include <errno.h>
+#include <fastcgi.h>	/* the protocol's constants, as libfcgi names them */
 #include <fcntl.h>
 #include <netdb.h>
 #include <poll.h>
@@ -31,16 +32,6 @@
 #include <time.h>
 #include <unistd.h>
 
-/* Record types and constants, named as in the FastCGI 1.0 specification. */
-enum {
-	FCGI_VERSION_1 = 1,
-	FCGI_BEGIN_REQUEST = 1, FCGI_ABORT_REQUEST = 2, FCGI_END_REQUEST = 3,
-	FCGI_PARAMS = 4, FCGI_STDIN = 5, FCGI_STDOUT = 6, FCGI_STDERR = 7,
-	FCGI_DATA = 8, FCGI_GET_VALUES = 9, FCGI_GET_VALUES_RESULT = 10,
-	FCGI_RESPONDER = 1, FCGI_AUTHORIZER = 2,
-	FCGI_KEEP_CONN = 1,
-	FCGI_HEADER_LEN = 8
-};
 
 struct buf {
 	unsigned char *p;
