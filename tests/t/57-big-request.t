@@ -9,7 +9,12 @@
 # up to the limits are answered; over them, they are answered 413 or closed,
 # each with one log line. One line a case.
 #
-# Part 2, through nginx with conf/nginx/avatar-bytes.conf (upstream kept
+# Part 2, through Apache with conf/apache/avatar-proxy-fcgi.conf (where the
+# defect was found): a GET with 42 KB of request headers, and a PUT with as
+# many and a 50 KB body, each answered (before the fix: no answer until
+# Apache gave up, then 503).
+#
+# Part 3, through nginx with conf/nginx/avatar-bytes.conf (upstream kept
 # connections, no temp files) and one worker: a slow HTTP client (a small
 # receive buffer, 1 MB/s; curl's --limit-rate is not reliable in every
 # version) downloading a 5 MB avatar is stopped (SIGSTOP) so that nginx's
@@ -111,6 +116,26 @@ sub slow_http {
     close $fh;
     my ($cl) = ($head // '') =~ /^Content-Length: (\d+)/mi;
     exit(defined $cl && length($body // '') == $cl ? 0 : 1);
+}
+
+SKIP: {
+    skip 'apache2 is not installed', 4
+        unless grep { -x "$_/apache2" } split /:/, "$ENV{PATH}:/usr/sbin";
+    my $s = start_stack(server => 'apache', mode => 'bytes', avatars => $dir, workers => 1,
+        bin => $ENV{AVATAR_BIN} // Responder::bin());
+    # Apache takes at most 8190 bytes a header line: six of 7 KB.
+    my $hdrs = join '', map { "X-Big-$_: " . ('h' x 7000) . "\r\n" } 1 .. 6;
+    my ($code, undef, $body) = Reliability::http_raw($s->{port},
+        "GET /1000 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n$hdrs\r\n", 15);
+    ok($code == 200 && $body eq $small, "apache: GET with 42 KB of headers answered ($code)");
+    ($code) = Reliability::http_raw($s->{port},
+        "PUT /1000 HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\nContent-Type: image/png\r\n"
+        . "Content-Length: 51200\r\n$hdrs\r\n" . ('B' x 51_200), 15);
+    ok($code == 405, "apache: PUT with 42 KB of headers and a 50 KB body answered ($code)");
+    my $elog = Reliability::slurp("$s->{run}/apache/error.log");
+    unlike($elog, qr/proxy_fcgi:error|Broken pipe|timed out/, 'apache: no proxy error in its log');
+    unlike(avatar_log($s), qr/AddressSanitizer|runtime error/, 'apache: no sanitizer report');
+    stop_stack($s);
 }
 
 SKIP: {
