@@ -14,6 +14,7 @@
  *                              long side / short    422 "max-aspect"
  *                              frames               422 "max-frames"
  *                              width x height x frames 422 "max-pixels"
+ *                              JPEG scans > 100     422 "max-scans"
  *   4. full decode, any decoder error (truncated, bad CRC, bad Huffman
  *      data) refuses the whole image     422 "decode"
  * Then the image is normalised: EXIF orientation applied, converted to 8-bit
@@ -51,6 +52,9 @@ struct image_limits {
 #define IMAGE_MAX_ASPECT	20u
 #define IMAGE_MAX_SIDE		1024u
 #define IMAGE_QUALITY		85
+/* Not an option: no encoder writes more than about ten scans, and each one
+ * costs a pass over every coefficient (image.c). */
+#define IMAGE_MAX_SCANS		100u
 
 struct image_out {
 	int status;			/* 0, or the HTTP status: 413, 415, 422, 500 */
