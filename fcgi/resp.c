@@ -202,7 +202,9 @@ resp_plain(const struct conf *c, const struct req *r, enum resp_status st,
 	hdr_add(&h, "Content-Length: %zu\r\n\r\n", len);
 	if (send_hdr(&h, s) == -1)
 		return -1;
-	if (r->method != REQ_HEAD && len > 0 && s->body(s->ctx, body, len) == -1)
+	/* write, not body: callers pass stack buffers (write.c) that are
+	 * gone before the first send; these bodies are small. */
+	if (r->method != REQ_HEAD && len > 0 && s->write(s->ctx, body, len) == -1)
 		return -1;
 	return (int)st;
 }
