@@ -389,6 +389,34 @@ too_large(struct server *s, struct conn *c)
 	return respond(s, c, 1);
 }
 
+/*
+ * A write whose parameters already settle it (writes off, not an id, a
+ * bad signature, no length) is answered now, and its body dropped as it
+ * arrives: an unsigned PUT never gets a buffer. Returns 0 when the
+ * request goes on, 1 when it was answered, -1 when the connection closed.
+ */
+static int
+write_refused(struct server *s, struct conn *c)
+{
+	struct sink sk;
+	int st;
+
+	out_begin(&c->out, c->in.id);
+	sk = out_sink(&c->out);
+	if ((st = write_check(s->cf, &c->req, &sk)) == 0)
+		return 0;
+	stats_inc(ST_REQUESTS);
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_request(&c->req, st);
+	c->drop_input = 1;
+	body_release(c);
+	if (st < 0) {
+		conn_close(s, c);
+		return -1;
+	}
+	return respond(s, c, 1) == -1 ? -1 : 1;
+}
+
 /* PARAMS are whole: the request parser takes what it needs of them. */
 static int
 on_params(struct server *s, struct conn *c)
@@ -406,6 +434,12 @@ on_params(struct server *s, struct conn *c)
 	req_parse(&p, &c->req);
 
 	body_release(c);
+	if (c->req.method == REQ_PUT || c->req.method == REQ_DELETE) {
+		int w = write_refused(s, c);
+
+		if (w != 0)
+			return w < 0 ? -1 : 0;
+	}
 	/* Only an upload's body is kept; any other is read and dropped. */
 	c->keep_body = c->req.method == REQ_PUT;
 	if (c->req.content_length_state == REQ_OK) {

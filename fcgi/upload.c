@@ -354,6 +354,14 @@ recv_job(int qfd, struct job_msg *m, int *reply_fd, int *bfd)
 	return 1;
 }
 
+static int
+client_gone(int reply_fd)
+{
+	struct pollfd p = { .fd = reply_fd, .events = POLLRDHUP };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
+}
+
 static void
 serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
 {
@@ -361,6 +369,14 @@ serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
 	char peer[80];
 
 	memset(&rm, 0, sizeof(rm));
+	/* The read worker closes its end when it gave up waiting (it told
+	 * its client 503 after --timeout): a job nobody waits for is not
+	 * done, so a 503 means "not stored" unless the work had begun. */
+	if (client_gone(reply_fd)) {
+		log_info("upload: %s %lld skipped: its client stopped waiting",
+		    m->method == UPLOAD_PUT ? "PUT" : "DELETE", (long long)m->id);
+		return;
+	}
 	if (m->method == UPLOAD_PUT)
 		do_put(c, m, bfd, &rm);
 	else if (m->method == UPLOAD_DELETE)
@@ -390,6 +406,9 @@ uploader_run(const struct conf *c, int qfd)
 	sigaction(SIGINT, &sa, NULL);
 	sigemptyset(&none);
 	sigprocmask(SIG_SETMASK, &none, NULL);
+	/* An upload process whose manager is gone ends too, instead of
+	 * living on as an orphan nobody restarts. */
+	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	/* Reads come first: image work takes the CPU only when reads leave it. */
 	(void)setpriority(PRIO_PROCESS, 0, 10);
 	if (image_init("avatar.fcgi", &why) == -1) {

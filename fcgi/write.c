@@ -39,27 +39,24 @@ json_error(const struct conf *c, const struct req *r, struct sink *s,
 }
 
 int
-write_begin(const struct conf *c, const struct req *r,
-    const unsigned char *body, size_t len, int queue_fd, unsigned waiting,
-    const char *peer, struct sink *s, int *reply_fd)
+write_check(const struct conf *c, const struct req *r, struct sink *s)
 {
-	struct upload_job job;
 	enum sign_result sr;
 	char expires[24];
 
-	if (!c->writes || queue_fd < 0 || r->kind != REQ_AVATAR)
+	if (!c->writes || r->kind != REQ_AVATAR)
 		return json_error(c, r, s, RESP_METHOD_NOT_ALLOWED,
 		    "writes are not enabled here (no --key-file)");
 	if (!r->has_id)
 		return json_error(c, r, s, RESP_NOT_FOUND, "not an avatar id");
-	/* The MAC covers method, id and expiry: a link signed for another
-	 * id, another method or a later time fails here as "bad". */
 	/* reqparse took expires= only as a canonical decimal: printing it
 	 * again gives back the very digits that were signed. */
 	if (r->q.expires_state == REQ_OK)
 		snprintf(expires, sizeof(expires), "%lld", (long long)r->q.expires);
 	else if (r->q.expires_state == REQ_BAD)
 		snprintf(expires, sizeof(expires), "bad");
+	/* The MAC covers method, id and expiry: a link signed for another
+	 * id, another method or a later time fails here as "bad". */
 	sr = sign_check(&c->keys, req_method_name(r->method), r->id,
 	    r->q.expires_state != REQ_ABSENT ? expires : NULL,
 	    r->q.sig_state == REQ_OK ? r->q.sig : NULL,
@@ -83,12 +80,33 @@ write_begin(const struct conf *c, const struct req *r,
 		if (r->content_length_state != REQ_OK)
 			return json_error(c, r, s, RESP_LENGTH_REQUIRED,
 			    "Content-Length is required");
-		if ((uint64_t)r->content_length > c->upload_max ||
-		    len > c->upload_max)
+		if ((uint64_t)r->content_length > c->upload_max)
 			return json_error(c, r, s, RESP_PAYLOAD_TOO_LARGE,
 			    "upload-max: the body is over %llu bytes",
 			    (unsigned long long)c->upload_max);
 	}
+	return 0;
+}
+
+int
+write_begin(const struct conf *c, const struct req *r,
+    const unsigned char *body, size_t len, int queue_fd, unsigned waiting,
+    const char *peer, struct sink *s, int *reply_fd)
+{
+	struct upload_job job;
+	int st;
+
+	if ((st = write_check(c, r, s)) != 0)
+		return st;
+	if (queue_fd < 0)
+		return json_error(c, r, s, RESP_METHOD_NOT_ALLOWED,
+		    "writes are not enabled here (no upload processes)");
+	/* A body that is not the length announced was cut or padded on the
+	 * way: store neither. */
+	if (r->method == REQ_PUT && len != (uint64_t)r->content_length)
+		return json_error(c, r, s, RESP_BAD_REQUEST,
+		    "the body is %zu bytes, Content-Length said %lld", len,
+		    (long long)r->content_length);
 	if (waiting >= (unsigned)c->upload_queue)
 		return json_error(c, r, s, RESP_UNAVAILABLE,
 		    "every upload slot is busy; try again");

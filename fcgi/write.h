@@ -18,6 +18,15 @@
 #define WRITE_PENDING (-2)
 
 /*
+ * The checks that need no body: writes enabled, an avatar id, the
+ * signature, a length within --upload-max. The server runs them as soon
+ * as a request's parameters are in, so an unsigned PUT is refused before
+ * its body is buffered. Returns 0 (go on), or the status sent (-1 when
+ * the sink failed).
+ */
+int write_check(const struct conf *c, const struct req *r, struct sink *s);
+
+/*
  * Either answers at once (returns the status sent, or -1 when the sink
  * failed) or submits a job and returns WRITE_PENDING with *reply_fd set:
  * call write_finish when it becomes readable. queue_fd: upload_start's
