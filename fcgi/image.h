@@ -16,14 +16,24 @@
  *                              width x height x frames 422 "max-pixels"
  *                              JPEG scans > 100     422 "max-scans"
  *   4. full decode, any decoder error (truncated, bad CRC, bad Huffman
- *      data) refuses the whole image     422 "decode"
+ *      data, a GIF without its trailer) refuses the whole image, as does
+ *      a failure anywhere in the pipeline that makes the new image
+ *                                                     422 "decode"
  * Then the image is normalised: EXIF orientation applied, converted to 8-bit
  * sRGB (CMYK, 16-bit, grey, ICC-tagged inputs), cropped to a square (unless
  * IMAGE_CROP_NONE), scaled down to max_side (never up) and re-encoded in the
  * family it came in, with no metadata at all (no EXIF, GPS, XMP, ICC,
- * comments). A file that is two formats at once (GIF/HTML, JPEG/ZIP) is
- * decoded as the image its magic bytes name; only the re-encoded pixels are
- * returned, so nothing else survives.
+ * comments). PNG and WebP keep their alpha, GIF its transparency; GIF and
+ * WebP keep their frames, delays and loop count. A file that is two formats
+ * at once (GIF/HTML, JPEG/ZIP) is decoded as the image its magic bytes name;
+ * only the re-encoded pixels are returned, so nothing else survives (a GIF
+ * with bytes after its trailer is refused instead, by the trailer rule).
+ *
+ * Cost, measured on libvips 8.14 (Debian 12): a 2 MB 3000x2000 JPEG takes
+ * 150 to 180 ms of CPU and 40 MB above the process's 31 MB after image_init;
+ * every refusal before step 4 costs under 1 ms. The worst accepted inputs at
+ * the default limits: an interlaced 16-bit PNG of 16.8 MP (libpng decodes
+ * it whole: 250 MB, 1.8 s) and a progressive JPEG of 16.8 MP (150 MB).
  */
 #ifndef AVATAR_IMAGE_H
 #define AVATAR_IMAGE_H
