@@ -389,32 +389,37 @@ too_large(struct server *s, struct conn *c)
 	return respond(s, c, 1);
 }
 
+/* A sink that keeps nothing: write_check's verdict without its answer. */
+static int
+discard_bytes(void *ctx, const void *buf, size_t len)
+{
+	(void)ctx;
+	(void)buf;
+	(void)len;
+	return 0;
+}
+
+static int
+discard_file(void *ctx, int fd, uint64_t size)
+{
+	(void)ctx;
+	(void)fd;
+	(void)size;
+	return 0;
+}
+
 /*
- * A write whose parameters already settle it (writes off, not an id, a
- * bad signature, no length) is answered now, and its body dropped as it
- * arrives: an unsigned PUT never gets a buffer. Returns 0 when the
- * request goes on, 1 when it was answered, -1 when the connection closed.
+ * Whether a PUT's body is worth keeping: one whose parameters already
+ * settle it (writes off, not an id, a bad signature, no length) is read
+ * and dropped as it arrives, never buffered, and answered at its end like
+ * any request, so the connection stays usable for the next one.
  */
 static int
-write_refused(struct server *s, struct conn *c)
+write_wanted(struct server *s, struct conn *c)
 {
-	struct sink sk;
-	int st;
+	struct sink none = { discard_bytes, discard_bytes, discard_file, NULL };
 
-	out_begin(&c->out, c->in.id);
-	sk = out_sink(&c->out);
-	if ((st = write_check(s->cf, &c->req, &sk)) == 0)
-		return 0;
-	stats_inc(ST_REQUESTS);
-	if (log_enabled(LOG_LVL_DEBUG))
-		log_request(&c->req, st);
-	c->drop_input = 1;
-	body_release(c);
-	if (st < 0) {
-		conn_close(s, c);
-		return -1;
-	}
-	return respond(s, c, 1) == -1 ? -1 : 1;
+	return write_check(s->cf, &c->req, &none) == 0;
 }
 
 /* PARAMS are whole: the request parser takes what it needs of them. */
@@ -434,14 +439,8 @@ on_params(struct server *s, struct conn *c)
 	req_parse(&p, &c->req);
 
 	body_release(c);
-	if (c->req.method == REQ_PUT || c->req.method == REQ_DELETE) {
-		int w = write_refused(s, c);
-
-		if (w != 0)
-			return w < 0 ? -1 : 0;
-	}
 	/* Only an upload's body is kept; any other is read and dropped. */
-	c->keep_body = c->req.method == REQ_PUT;
+	c->keep_body = c->req.method == REQ_PUT && write_wanted(s, c);
 	if (c->req.content_length_state == REQ_OK) {
 		clen = (uint64_t)c->req.content_length;
 		if (clen > s->cf->upload_max)
