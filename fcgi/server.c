@@ -555,6 +555,12 @@ on_end(struct server *s, struct conn *c)
 		    s->uploads_waiting, r->remote_addr, &sk, &rfd);
 		if (st == WRITE_PENDING)
 			return conn_wait(s, c, rfd);
+		/* Counted like the handler counts: writes off is a method
+		 * this resource does not have. */
+		if (st == RESP_METHOD_NOT_ALLOWED)
+			stats_inc(ST_METHOD_NOT_ALLOWED);
+		else if (st >= 500)
+			stats_inc(ST_ERRORS);
 	} else
 		st = handler_run(s->cf, r, &sk);
 	if (log_enabled(LOG_LVL_DEBUG))
