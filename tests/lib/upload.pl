@@ -15,7 +15,7 @@ use JSON::PP ();
 use POSIX ();
 use Time::HiRes ();
 
-BEGIN { my $d = __FILE__; $d =~ s{[^/]+$}{}; require "${d}e2e.pl" }
+BEGIN { require Cwd; my $d = Cwd::abs_path(__FILE__); $d =~ s{[^/]+$}{}; require "${d}e2e.pl" }
 our ($ROOT, $BIN);
 
 # Two keys of a rotated key file: line 1 signs, both verify.
@@ -79,7 +79,8 @@ sub parse_head {
 # json (decoded when the body is JSON)}. Never waits more than 60 s.
 sub curl {
     my ($url, @args) = @_;
-    my ($h, $b) = ("$UTMP/curl.head", "$UTMP/curl.body");
+    # Per process: the race tests run many at once.
+    my ($h, $b) = ("$UTMP/curl.$$.head", "$UTMP/curl.$$.body");
     unlink $h, $b;
     my @cmd = ('curl', '-sS', '-m', 60, '-o', $b, '-D', $h, @args, $url);
     open my $p, '-|', @cmd or die "curl: $!";
@@ -114,13 +115,16 @@ sub delete_id {
 
 sub get_url { curl($_[0] . $_[1]) }
 
-# An upload through the e2e.pl raw-socket client (for the many parallel
-# ones: no curl process each). Returns the http() hash plus json.
-sub put_raw {
-    my ($port, $id, $query, $bytes) = @_;
-    my $r = http($port, PUT => "/$id?$query", body => $bytes);
-    $r->{json} = json_of($r->{body});
-    return $r;
+# Polls $cond every 20 ms for at most $secs seconds; returns whether it
+# came true.
+sub poll_until {
+    my ($cond, $secs) = @_;
+    my $end = Time::HiRes::time() + $secs;
+    while (Time::HiRes::time() < $end) {
+        return 1 if $cond->();
+        Time::HiRes::sleep(0.02);
+    }
+    return $cond->() ? 1 : 0;
 }
 
 # ---- what is on disk and what is served ------------------------------------------
@@ -242,6 +246,27 @@ sub fcgi_drain {
         return ($buf, 1) unless $n;
     }
     return ($buf, 0);
+}
+
+# The STDOUT stream of the records in $buf, and whether END_REQUEST came.
+sub fcgi_stdout {
+    my ($buf) = @_;
+    my ($out, $end) = ('', 0);
+    while (length($buf) >= 8) {
+        my ($v, $type, $id, $len, $pad) = unpack('CCnnC', $buf);
+        last if length($buf) < 8 + $len + $pad;
+        $out .= substr($buf, 8, $len) if $type == 6;
+        $end = 1 if $type == 3;
+        substr($buf, 0, 8 + $len + $pad) = '';
+    }
+    return ($out, $end);
+}
+
+# The status of a responder's answer ("Status: 413 ..." or 200 when absent).
+sub cgi_status {
+    my ($out) = @_;
+    return 0 if $out eq '';
+    return $out =~ /^Status:\s*(\d{3})/mi ? $1 : 200;
 }
 
 # ---- processes -------------------------------------------------------------------

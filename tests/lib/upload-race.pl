@@ -1,0 +1,307 @@
+# Concurrent writes to one avatar, shared by tests/t/74-upload-race.t (a
+# short run in make test) and tests/stress/40-upload-race.t (issue 11's
+# full numbers). upload_race(%o) starts nginx in bytes mode (GET bodies are
+# the responder's own bytes) and checks:
+#   - many parallel uploads to one id (distinct images, PNG and JPEG) while
+#     readers fetch it: every answer a reader gets is one whole image among
+#     those uploaded, never torn, never the default; no temporary file;
+#   - kill -9 of the upload process at random instants: the avatar is the
+#     old one or the new one, never neither; no temporary file once the
+#     upload process has been restarted, nor after a restart of the stack;
+#   - with one upload process and a flood of uploads, each is stored or
+#     refused with 503 and Retry-After.
+#
+# The oracle. Normalisation is a function of the input bytes: the same
+# image uploaded twice is stored as the same bytes (checked first). So each
+# test image is uploaded once, alone, to its own id, and the sha256 of what
+# GET serves for it is recorded; during the race every GET body must have
+# one of those digests, with the Content-Type and length that go with it.
+# A torn file, a half-written temporary file or a mix of two images cannot
+# have one of them.
+use strict;
+use warnings;
+use Test::More;
+use Digest::SHA qw(sha256_hex);
+use POSIX qw(WNOHANG);
+use Time::HiRes qw(sleep time);
+BEGIN { require Cwd; my $d = Cwd::abs_path(__FILE__); $d =~ s{[^/]+$}{}; require "${d}upload.pl" }
+our ($UTMP);
+
+my $RACE_ID = 6000;
+
+# Runs $code in a child process; returns its pid.
+sub spawn {
+    my ($code) = @_;
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        $SIG{INT} = $SIG{TERM} = 'DEFAULT';
+        my $rc = eval { $code->(); 0 } // 1;
+        POSIX::_exit($rc);
+    }
+    return $pid;
+}
+
+# Waits for every pid, at most $secs seconds in all; kills what is left.
+# Returns the number that had to be killed.
+sub reap {
+    my ($secs, @pids) = @_;
+    my %left = map { $_ => 1 } @pids;
+    my $end = time + $secs;
+    while (%left && time < $end) {
+        for my $p (keys %left) {
+            delete $left{$p} if waitpid($p, WNOHANG) == $p;
+        }
+        sleep 0.05 if %left;
+    }
+    for my $p (keys %left) {
+        kill 'KILL', $p;
+        waitpid $p, 0;
+    }
+    return scalar keys %left;
+}
+
+sub lines_of { my ($f) = @_; return -e $f ? split /\n/, slurp($f) : () }
+
+sub append {
+    my ($f, $line) = @_;
+    open my $fh, '>>', $f or die "$f: $!";
+    syswrite $fh, "$line\n";
+    close $fh;
+}
+
+# The test images: distinct pictures, half PNG and half JPEG, different
+# sizes, so a replacement often changes the extension too.
+sub race_images {
+    return (
+        draw('r0.png', '-size', '300x300', 'gradient:red-blue'),
+        draw('r1.jpg', '-size', '640x480', 'gradient:white-green', '-quality', '90'),
+        draw('r2.png', '-size', '500x500', 'gradient:yellow-purple'),
+        draw('r3.jpg', '-size', '1600x1600', 'gradient:navy-orange', '-quality', '90'),
+        draw('r4.png', '-size', '200x200', 'radial-gradient:black-white'),
+        draw('r5.jpg', '-size', '2400x1800', 'radial-gradient:red-cyan', '-quality', '85'),
+    );
+}
+
+sub upload_race {
+    my (%o) = @_;
+    my ($uploads, $readers, $kills, $flood) = @o{qw(uploads readers kills flood)};
+    need_tools(qw(curl spawn-fcgi nginx convert identify));
+    my $tmp = tempdir('race-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $av = make_avatars($tmp);
+    my $st = start_stack(server => 'nginx', mode => 'bytes', avatars => $av, args => ['--key-file', key_file()]);
+    my ($u, $port) = ($st->{url}, $st->{port});
+    my @img = race_images();
+    my @body = @img;    # files, uploaded with curl -T
+
+    # ---- the oracle: what each image is stored as ----------------------------------
+    my (%who, @sha, @dur);    # digest -> image; image -> digest; image -> seconds to upload
+    for my $i (0 .. $#img) {
+        my $t0 = time;
+        my $r = put_file($u, 7000 + $i, sign_cli(PUT => 7000 + $i), $body[$i]);
+        $dur[$i] = time - $t0;
+        my $g = http($port, GET => "/" . (7000 + $i));
+        my $info = image_info($g->{body});
+        unless ($r->{status} == 201 && $g->{status} == 200 && $info->{whole}
+            && length($g->{body}) == ($r->{json}{bytes} // -1)) {
+            fail("image $i: stored alone and served whole (PUT $r->{status}, GET $g->{status})");
+            diag $r->{body};
+            stop_stack($st);
+            return;
+        }
+        $sha[$i] = sha256_hex($g->{body});
+        $who{ $sha[$i] } = { i => $i, type => $info->{type}, len => length $g->{body} };
+    }
+    is scalar(keys %who), scalar(@img), 'each test image is stored as distinct bytes';
+    {
+        my $r = put_file($u, 7100, sign_cli(PUT => 7100), $body[0]);
+        is sha256_hex(http($port, GET => '/7100')->{body}), $sha[0],
+            'the same image uploaded again is stored as the same bytes (the oracle holds)';
+    }
+
+    # ---- parallel uploads to one id while readers fetch it ----------------------------
+    my $q = sign_cli(PUT => $RACE_ID);
+    is put_file($u, $RACE_ID, $q, $body[0])->{status}, 201, "the race id starts as image 0";
+    my ($go, $stop) = ("$tmp/go", "$tmp/stop");
+    my @rpids = map {
+        my $n = $_;
+        spawn(sub {
+            for (1 .. 5000) {
+                last if -e $stop;
+                my $g = http($port, GET => "/$RACE_ID");
+                append("$tmp/read.$n", join ' ', $g->{status}, length $g->{body}, sha256_hex($g->{body}),
+                    hdr($g, 'Content-Type') // '-', hdr($g, 'Content-Length') // '-');
+            }
+        });
+    } 1 .. $readers;
+    my @upids = map {
+        my $k = $_;
+        spawn(sub {
+            my $i = $k % @img;
+            for (1 .. 500) { last if -e $go; sleep 0.01 }
+            my $r = put_file($u, $RACE_ID, $q, $body[$i]);
+            append("$tmp/up.$k", join ' ', $i, $r->{status}, $r->{json}{bytes} // '-', $r->{json}{type} // '-',
+                hdr($r, 'Retry-After') // '-', defined $r->{json}{error} ? 'error' : '-');
+        });
+    } 1 .. $uploads;
+    sleep 0.3;
+    spew($go, '');
+    my $stuck = reap(180, @upids);
+    is $stuck, 0, "$uploads parallel uploads all answered";
+    sleep 0.3;    # readers see the final state too
+    spew($stop, '');
+    reap(60, @rpids);
+
+    my %ok_img = (0 => 1);    # the initial image counts as stored
+    my ($n503, $bad) = (0, 0);
+    for my $k (1 .. $uploads) {
+        my ($line) = lines_of("$tmp/up.$k");
+        my ($i, $status, $bytes, $type, $retry, $err) = split ' ', $line // '- 0';
+        if ($status == 200 || $status == 201) {
+            my $w = $who{ $sha[$i] };
+            if ($bytes eq $w->{len} && $type eq $w->{type}) { $ok_img{$i} = 1 }
+            else { $bad++; diag "upload $k (image $i): answered $bytes bytes of $type, stored alone it was $w->{len} of $w->{type}" }
+        } elsif ($status == 503) {
+            $n503++;
+            unless ($retry =~ /^\d+$/ && $err eq 'error') {
+                $bad++;
+                diag "upload $k: 503 without Retry-After or JSON error";
+            }
+        } else {
+            $bad++;
+            diag "upload $k (image $i): status $status";
+        }
+    }
+    is $bad, 0, 'every upload answered 200/201 (with the stored size and type) or 503 (with Retry-After)';
+    cmp_ok scalar(keys %ok_img), '>', 1, 'uploads were stored (' . (scalar(keys %ok_img) - 1) . " distinct images; $n503 answered 503)";
+
+    my ($reads, $torn, %seen) = (0, 0);
+    for my $n (1 .. $readers) {
+        for (lines_of("$tmp/read.$n")) {
+            my ($status, $len, $sha, $ctype, $clen) = split ' ';
+            $reads++;
+            my $w = $who{$sha};
+            if ($status == 200 && $w && $ok_img{ $w->{i} } && $ctype eq $w->{type} && $clen eq $len) {
+                $seen{ $w->{i} }++;
+            } else {
+                $torn++;
+                diag "reader $n: $status, $len bytes, $ctype, Content-Length $clen: not one of the images uploaded"
+                    if $torn <= 10;
+            }
+        }
+    }
+    cmp_ok $reads, '>', 0, "readers fetched the id ($reads GETs)";
+    is $torn, 0, 'every GET answer is one whole image among those uploaded';
+    cmp_ok scalar(keys %seen), '>', 1, 'readers saw the avatar change (' . join(', ', map {"image $_: $seen{$_}"} sort keys %seen) . ')';
+    {
+        my $g = http($port, GET => "/$RACE_ID");
+        my $w = $who{ sha256_hex($g->{body}) };
+        ok $w && $ok_img{ $w->{i} }, 'afterwards the avatar is one of the images stored';
+        is scalar(id_files($av, $RACE_ID)), 1, 'one file for the id: ' . join(' ', id_files($av, $RACE_ID));
+        is_deeply [tmp_files($av)], [], 'no temporary file';
+    }
+
+    kill_uploads($st, $av, \@body, \%who, \@sha, $kills, (sort { $b <=> $a } @dur)[0]) if $kills;
+    stop_stack($st);
+
+    # After a restart of the stack: no temporary file, the avatar served.
+    my $st2 = start_stack(server => 'nginx', mode => 'bytes', avatars => $av, args => ['--key-file', key_file()]);
+    is_deeply [tmp_files($av)], [], 'after a restart: no temporary file';
+    ok $who{ sha256_hex(http($st2->{port}, GET => "/$RACE_ID")->{body}) }, 'after a restart: the avatar is whole';
+    stop_stack($st2);
+
+    flood($av, \@body, $flood) if $flood;
+}
+
+# kill -9 of the upload process at random instants of an upload, $kills
+# times. $slow: the longest single upload measured, in seconds.
+sub kill_uploads {
+    my ($st, $av, $body, $who, $sha, $kills, $slow) = @_;
+    my $port = $st->{port};
+    my @ups = upload_pids($st);
+    ok @ups >= 1, 'the upload processes are the upload manager\'s children (' . "@ups)" or return;
+    my %outcome;
+    my ($never_neither, $tmp_left) = (0, 0);
+    for my $k (1 .. $kills) {
+        my $cur = sha256_hex(http($port, GET => "/$RACE_ID")->{body});
+        my $ci = $who->{$cur} ? $who->{$cur}{i} : -1;
+        # The next image: another one, alternating PNG and JPEG.
+        my $ni = ($ci + 1 + 2 * int(rand 3)) % @$body;
+        $ni = ($ni + 1) % @$body if $ni == $ci;
+        # A process that dies young is restarted after a back-off; wait
+        # until every upload process has lived a second, so each kill
+        # meets a ready one.
+        poll_until(sub { my @p = upload_pids($st); @p && !grep { age_of($_) < 1.2 } @p }, 15)
+            or diag "kill $k: no settled upload process";
+        my $res = "$UTMP/kill.$k";
+        my $pid = spawn(sub {
+            my $r = put_file($st->{url}, $RACE_ID, sign_cli(PUT => $RACE_ID), $body->[$ni]);
+            spew($res, $r->{status});
+        });
+        my $delay = rand(1.3 * $slow);
+        sleep $delay;
+        my @victims = upload_pids($st);
+        kill 'KILL', @victims;
+        reap(60, $pid);
+        my $status = -e $res ? slurp($res) : 'none';
+        my $g = http($port, GET => "/$RACE_ID");
+        my $now = sha256_hex($g->{body});
+        my $what = $now eq $cur ? 'old' : $now eq $sha->[$ni] ? 'new' : 'neither';
+        $outcome{"$what/$status"}++;
+        if ($what eq 'neither' || $g->{status} != 200 || ($status =~ /^20[01]$/ && $what ne 'new')) {
+            $never_neither++;
+            diag sprintf 'kill %d at %.3f s (pids %s): upload answered %s, GET %s: %s', $k, $delay,
+                "@victims", $status, $g->{status}, $what;
+        }
+        # The restarted upload process removes the dead one's temporary file.
+        unless (poll_until(sub { !tmp_files($av) }, 15)) {
+            $tmp_left++;
+            diag "kill $k: temporary files left: " . join(' ', tmp_files($av));
+        }
+    }
+    is $never_neither, 0, "$kills kills -9 of the upload process: the old or the new avatar each time, "
+        . 'and the new one whenever the upload was answered 2xx';
+    is $tmp_left, 0, 'no temporary file once the upload process is restarted';
+    note 'outcomes (avatar/upload status): ' . join(', ', map {"$_ x$outcome{$_}"} sort keys %outcome);
+    ok poll_until(sub { upload_pids($st) >= 1 }, 15), 'upload processes are running again';
+}
+
+# One upload process, $n uploads at once of the largest image: each is
+# stored or answered 503 with Retry-After and a JSON error; some are 503.
+sub flood {
+    my ($av, $body, $n) = @_;
+    return unless has_options('upload-workers');
+    my $st = start_stack(server => 'nginx', mode => 'bytes', avatars => $av,
+        args => ['--key-file', key_file(), '--upload-workers', 1]);
+    my $port = $st->{port};
+    my $q = sign_cli(PUT => 6001);
+    my $go = "$UTMP/flood-go";
+    my @pids = map {
+        my $k = $_;
+        spawn(sub {
+            for (1 .. 500) { last if -e $go; sleep 0.01 }
+            my $r = put_file($st->{url}, 6001, $q, $body->[5]);
+            append("$UTMP/flood.$k", join ' ', $r->{status}, hdr($r, 'Retry-After') // '-',
+                defined $r->{json}{error} ? 'error' : '-');
+        });
+    } 1 .. $n;
+    sleep 0.3;
+    spew($go, '');
+    is reap(300, @pids), 0, "$n uploads at once with --upload-workers 1: all answered";
+    my %count;
+    for my $k (1 .. $n) {
+        my ($line) = lines_of("$UTMP/flood.$k");
+        my ($status, $retry, $err) = split ' ', $line // '0 - -';
+        my $kind = $status =~ /^20[01]$/ ? 'stored'
+            : $status == 503 && $retry =~ /^\d+$/ && $err eq 'error' ? '503' : "bad:$status/$retry/$err";
+        $count{$kind}++;
+    }
+    note join ', ', map {"$_ x$count{$_}"} sort keys %count;
+    is join(' ', grep {/^bad/} sort keys %count), '', 'each stored, or 503 with Retry-After and a JSON error';
+    ok $count{stored}, 'some were stored';
+    ok $count{503}, 'some were refused with 503: the slots are bounded';
+    is_deeply [tmp_files($av)], [], 'no temporary file';
+    is http($port, GET => '/1001')->{status}, 200, 'a good GET afterwards';
+    stop_stack($st);
+}
+
+1;

@@ -1,0 +1,186 @@
+#!/usr/bin/perl
+# 73-upload-hostile: the hostile upload corpus (tests/corpus/uploads/, its
+# expected statuses in MANIFEST) through a real server, nginx in bytes mode:
+# every file gets its status; what is stored is served as the very bytes
+# stored, of the type its magic says, whole, square, at most 1024 a side and
+# without any metadata; what is refused leaves the previous avatar as it
+# was; no temporary file is ever left; and after each upload the server
+# still answers a good GET (redis' PING after each attack). Then clients
+# that stop in the middle of a body: curl killed while nginx buffers it, and
+# raw FastCGI peers talking to the responder's socket that close, abort or
+# go silent mid-body, or announce a body over --upload-max.
+use strict;
+use warnings;
+use FindBin;
+use Test::More;
+use Time::HiRes qw(sleep time);
+use POSIX qw(WNOHANG);
+BEGIN { require "$FindBin::Bin/../lib/upload.pl" }
+our ($ROOT, $BIN, $UTMP);
+
+need_tools(qw(curl spawn-fcgi nginx convert identify));
+
+my $corpus = "$ROOT/tests/corpus/uploads";
+my $TIMEOUT = 3;    # --timeout of the stack: a silent peer is dropped after it
+
+# MANIFEST: one file a line, "NAME STATUS [why...]"; '#' starts a comment.
+sub manifest {
+    my @m;
+    open my $fh, '<', "$corpus/MANIFEST" or return ();
+    while (<$fh>) {
+        s/#.*//;
+        next unless /\S/;
+        my ($name, $status) = split ' ';
+        push @m, [$name, $status];
+    }
+    return @m;
+}
+
+my $tmp = tempdir('e2e-hostile-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $av = make_avatars($tmp);
+my $st = start_stack(server => 'nginx', mode => 'bytes', avatars => $av,
+    args => ['--key-file', key_file(), '--timeout', $TIMEOUT]);
+my ($u, $port) = ($st->{url}, $st->{port});
+my $good = slurp("$av/1001.png");
+
+# The PING: a good GET answered with the right bytes.
+sub ping {
+    my ($what) = @_;
+    my $g = get_url($u, '/1001');
+    ok $g->{status} == 200 && $g->{body} eq $good, "after $what: a good GET is answered";
+}
+
+# ---- the corpus ---------------------------------------------------------------------------
+
+my @m = manifest();
+ok @m >= 50, 'MANIFEST lists at least 50 files (' . scalar(@m) . ')';
+if (opendir my $dh, $corpus) {
+    my %listed = map { $_->[0] => 1 } @m;
+    my @unlisted = grep { !/^\./ && $_ ne 'MANIFEST' && !$listed{$_} } readdir $dh;
+    is "@unlisted", '', 'every file of the corpus has an expected status';
+}
+
+my $ID = 3000;
+for my $c (@m) {
+    my ($name, $want) = @$c;
+    my $f = "$corpus/$name";
+    my $before = id_bytes($av, $ID);
+    my $r = put_file($u, $ID, sign_cli(PUT => $ID), $f);
+    my $stored = $want =~ /^20[01]$/;
+    subtest "$name: $want" => sub {
+        if ($stored) {
+            # 201 or 200 only says whether the id had an avatar before.
+            ok $r->{status} == 200 || $r->{status} == 201, "stored (got $r->{status})"
+                or diag "$r->{head}\n$r->{body}";
+            my $j = $r->{json} // {};
+            my $disk = id_bytes($av, $ID) // '';
+            ok length($disk) && length($disk) == ($j->{bytes} // -1), 'one file, of the answered size';
+            my $g = get_url($u, $j->{url} // "/$ID");
+            ok $g->{status} == 200 && $g->{body} eq $disk, 'served by its URL: the stored bytes';
+            my $i = image_info($disk);
+            is $i->{type}, $j->{type} // 'none', 'the type answered is the bytes\' type';
+            is hdr($g, 'Content-Type'), $i->{type}, 'and the type served';
+            ok $i->{whole}, 'decodes whole';
+            is "$i->{width}x$i->{height}", ($j->{width} // 0) . 'x' . ($j->{height} // 0), 'dimensions as answered';
+            ok $i->{width} == $i->{height} && $i->{width} >= 1 && $i->{width} <= 1024,
+                "square, 1..1024 a side ($i->{width}x$i->{height})";
+            is $i->{exif}, '', 'no EXIF';
+            unlike $disk, qr/Exif\0\0|GPS|<x:xmpmeta|<script|<html|PK\x03\x04/i, 'no metadata, markup or archive bytes';
+        } else {
+            is $r->{status}, $want, "status $want" or diag "$r->{head}\n$r->{body}";
+            ok defined $r->{json} && defined $r->{json}{error}, 'a JSON error' or diag $r->{body};
+            ok((id_bytes($av, $ID) // '') eq ($before // ''), 'the previous avatar is as it was');
+        }
+        is_deeply [tmp_files($av)], [], 'no temporary file';
+    };
+    ping($name);
+}
+
+# ---- clients that stop in the middle of a body -----------------------------------------
+
+my $big = png_of_size(slurp(draw('base.png', '-size', '64x64', 'gradient:cyan-black')), 1_000_000);
+spew("$UTMP/big.png", $big);
+my $old = slurp("$av/1000.png");
+my $sock = "$st->{run}/avatar.sock";
+
+sub intact {
+    my ($what) = @_;
+    subtest "$what: the old avatar is intact, no temporary file" => sub {
+        is_deeply [id_files($av, 1000)], ['1000.png'], 'still 1000.png alone';
+        ok((id_bytes($av, 1000) // '') eq $old, 'the same bytes');
+        ok get_url($u, '/1000')->{body} eq $old, 'and served';
+        is_deeply [tmp_files($av)], [], 'no temporary file';
+    };
+    ping($what);
+}
+
+# curl sending 1 MB at 100 KB/s, killed after half a second: nginx holds
+# the partial body and drops it.
+{
+    my $pid = fork // die "fork: $!";
+    if ($pid == 0) {
+        open STDOUT, '>', '/dev/null';
+        open STDERR, '>', '/dev/null';
+        { exec 'curl', '-s', '--limit-rate', '100k', '-T', "$UTMP/big.png", "$u/1000?" . sign_cli(PUT => 1000) }
+        POSIX::_exit(127);
+    }
+    sleep 0.5;
+    kill 'KILL', $pid;
+    waitpid $pid, 0;
+    intact('curl killed mid-body');
+}
+
+# Raw FastCGI peers on the responder's socket: the responder reads the
+# body itself here, with no front server to buffer it.
+{
+    my $half = substr($big, 0, 400_000);
+    my $s = fcgi_put_start($sock, 1000, sign_cli(PUT => 1000), length $big, $half);
+    close $s;
+    sleep 0.3;
+    intact('FastCGI peer closed mid-body');
+
+    $s = fcgi_put_start($sock, 1000, sign_cli(PUT => 1000), length $big, $half);
+    $s->syswrite(fcgi_record(2, ''));    # ABORT_REQUEST
+    my ($out, $closed) = fcgi_drain($s, 10);
+    close $s;
+    my ($stdout) = fcgi_stdout($out);
+    isnt cgi_status($stdout), 200, 'ABORT_REQUEST mid-body: no success answered';
+    intact('FastCGI peer aborted mid-body');
+
+    # Silent mid-body: the responder drops it after --timeout, and serves
+    # everyone else meanwhile.
+    my $t0 = time;
+    $s = fcgi_put_start($sock, 1000, sign_cli(PUT => 1000), length $big, $half);
+    ping('a peer gone silent mid-body (while it is silent)');
+    ($out, $closed) = fcgi_drain($s, 4 * $TIMEOUT + 10);
+    ok $closed, sprintf('the silent peer is dropped (after %.1f s; --timeout %d)', time - $t0, $TIMEOUT);
+    close $s;
+    intact('FastCGI peer silent mid-body');
+
+    # A body announced over --upload-max (default 8 MiB): 413 before a
+    # byte of it is sent.
+    $s = fcgi_put_start($sock, 1000, sign_cli(PUT => 1000), 8 * 1024 * 1024 + 1, '');
+    ($out, $closed) = fcgi_drain($s, 10);
+    close $s;
+    my ($o413, $end) = fcgi_stdout($out);
+    is cgi_status($o413), 413, 'CONTENT_LENGTH over --upload-max: 413 at once, no body sent';
+    like $o413, qr/"error"/, 'with a JSON error';
+    intact('a body announced over the limit');
+
+    # A body longer than announced, and one shorter (ended early by an
+    # empty STDIN record): refused, never stored.
+    for my $c (['longer', 1000, substr($big, 0, 5000)], ['shorter', 400_000, substr($big, 0, 5000)]) {
+        my ($what, $claim, $part) = @$c;
+        $s = fcgi_put_start($sock, 1000, sign_cli(PUT => 1000), $claim, $part);
+        $s->syswrite(fcgi_record(5, ''));
+        ($out, $closed) = fcgi_drain($s, 10);
+        close $s;
+        my ($o) = fcgi_stdout($out);
+        my $status = cgi_status($o);
+        ok $status >= 400 && $status < 500, "a body $what than CONTENT_LENGTH: a 4xx (got $status)";
+        intact("a body $what than announced");
+    }
+}
+
+stop_stack($st);
+done_testing();
