@@ -73,12 +73,12 @@ sub append {
 # sizes, so a replacement often changes the extension too.
 sub race_images {
     return (
-        draw('r0.png', '-size', '300x300', 'gradient:red-blue'),
+        draw('r0.png', '-size', '300x300', 'gradient:crimson-blue'),
         draw('r1.jpg', '-size', '640x480', 'gradient:white-green', '-quality', '90'),
         draw('r2.png', '-size', '500x500', 'gradient:yellow-purple'),
         draw('r3.jpg', '-size', '1600x1600', 'gradient:navy-orange', '-quality', '90'),
         draw('r4.png', '-size', '200x200', 'radial-gradient:black-white'),
-        draw('r5.jpg', '-size', '2400x1800', 'radial-gradient:red-cyan', '-quality', '85'),
+        draw('r5.jpg', '-size', '2400x1800', 'radial-gradient:crimson-cyan', '-quality', '85'),
     );
 }
 

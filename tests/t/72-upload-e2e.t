@@ -25,13 +25,13 @@ my $MAX_TTL = 3600;    # the default --max-ttl
 # The images uploaded: name, what convert draws, and what must come back
 # (type, width, height: cropped to a square, never scaled up, at most 1024).
 my %img = (
-    png    => [draw('wide.png', '-size', '300x200', 'gradient:red-blue'), 'image/png', 200, 200],
+    png    => [draw('wide.png', '-size', '300x200', 'gradient:crimson-blue'), 'image/png', 200, 200],
     png2   => [draw('small.png', '-size', '64x64', 'gradient:yellow-black'), 'image/png', 64, 64],
     jpeg   => [draw('photo.jpg', '-size', '400x400', 'gradient:white-navy', '-quality', '90'), 'image/jpeg', 400, 400],
-    gif    => [draw('anim.gif', '-delay', '10', '-size', '50x50', 'xc:red', 'xc:lime', 'xc:blue', '-loop', '0'),
+    gif    => [draw('anim.gif', '-delay', '10', '-size', '50x50', 'xc:crimson', 'xc:lime', 'xc:blue', '-loop', '0'),
         'image/gif', 50, 50],
     webp   => [draw('pic.webp', '-size', '120x120', 'gradient:orange-purple'), 'image/webp', 120, 120],
-    big    => [draw('big.jpg', '-size', '2000x1500', 'gradient:red-green', '-quality', '80'), 'image/jpeg', 1024, 1024],
+    big    => [draw('big.jpg', '-size', '2000x1500', 'gradient:crimson-green', '-quality', '80'), 'image/jpeg', 1024, 1024],
 );
 my %ext = ('image/png' => 'png', 'image/jpeg' => 'jpg', 'image/gif' => 'gif', 'image/webp' => 'webp');
 
