@@ -305,10 +305,14 @@ if (has_options(qw(upload-max max-pixels max-frames))) {
             is_stored($r, 1000, 200, $want, "$o->[0]: PUT " . ($f =~ s{.*/}{}r) . ' (' . (-s $f) . ' bytes): 200');
             is_served($st, $av, 1000, $r->{json} // {}, 'served');
         }
-        # 411: a PUT with neither Content-Length nor chunked encoding.
+        # 411: a PUT with neither Content-Length nor chunked encoding. The
+        # front servers pass it on with no CONTENT_LENGTH; the responder
+        # answers. (Content-Length: 0 is a length: an empty body, 415.)
         {
             my $r = http($st->{port}, PUT => '/1000?' . $q->());
-            is $r->{status}, 411, "$o->[0]: PUT without a length: 411";
+            $r->{json} = json_of($r->{body});
+            is_error($r, 411, qr/length/i, "$o->[0]: PUT without a length: 411");
+            is_error(put_file($u, 1000, $q->(), '/dev/null'), 415, qr/type/, "$o->[0]: PUT with Content-Length: 0: 415");
         }
         # A body far over every limit: refused, and the front server and the
         # responder still serve.
