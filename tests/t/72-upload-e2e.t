@@ -268,6 +268,7 @@ if (has_options(qw(upload-max max-pixels max-frames))) {
     spew("$UTMP/over.png", png_of_size($png, $LIMIT + 1));
     spew("$UTMP/half.png", substr(slurp($img{png}[0]), 0, int(length(slurp($img{png}[0])) / 2)));
     spew("$UTMP/text.txt", "hello, this is not an image\n");
+    spew("$UTMP/empty", "");
     spew("$UTMP/script.svg", qq{<svg xmlns="http://www.w3.org/2000/svg"><script>alert(1)</script></svg>\n});
     spew("$UTMP/page.html", "<!DOCTYPE html><html><body><script>alert(1)</script></body></html>\n");
     my $pixels = draw('pixels.png', '-size', '2100x2100', 'xc:white');      # 4.41 MP
@@ -312,7 +313,7 @@ if (has_options(qw(upload-max max-pixels max-frames))) {
             my $r = http($st->{port}, PUT => '/1000?' . $q->());
             $r->{json} = json_of($r->{body});
             is_error($r, 411, qr/length/i, "$o->[0]: PUT without a length: 411");
-            is_error(put_file($u, 1000, $q->(), '/dev/null'), 415, qr/type/, "$o->[0]: PUT with Content-Length: 0: 415");
+            is_error(put_file($u, 1000, $q->(), "$UTMP/empty"), 415, qr/type/, "$o->[0]: PUT with Content-Length: 0: 415");
         }
         # A body far over every limit: refused, and the front server and the
         # responder still serve.
