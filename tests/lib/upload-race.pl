@@ -1,5 +1,5 @@
 # Concurrent writes to one avatar, shared by tests/t/74-upload-race.t (a
-# short run in make test) and tests/stress/40-upload-race.t (issue 11's
+# short run in make test) and tests/stress/45-upload-race.t (issue 11's
 # full numbers). upload_race(%o) starts nginx in bytes mode (GET bodies are
 # the responder's own bytes) and checks:
 #   - many parallel uploads to one id (distinct images, PNG and JPEG) while

@@ -4,7 +4,7 @@
 # whole image among those uploaded), 3 kills -9 of the upload process at
 # random instants (the old or the new avatar, no temporary file after the
 # restart), and a flood of 12 uploads on one upload process (stored or 503
-# with Retry-After). make stress runs the full numbers (tests/stress/40).
+# with Retry-After). make stress runs the full numbers (tests/stress/45).
 use strict;
 use warnings;
 use FindBin;

@@ -1,5 +1,5 @@
 #!/usr/bin/perl
-# 40-upload-race: issue 11's numbers for tests/lib/upload-race.pl: 50
+# 45-upload-race: issue 11's numbers for tests/lib/upload-race.pl: 50
 # parallel uploads to one id while 4 readers fetch it (every answer one
 # whole image among those uploaded, nothing torn, no temporary file left),
 # 20 kills -9 of the upload process at random instants (the old or the new
