@@ -71,7 +71,9 @@ sub parse_head {
     my @lines = split /\r?\n/, $r->{head};
     my $first = shift(@lines) // '';
     $r->{status} = $1 if $first =~ m{^HTTP/\S+ (\d{3})};
-    push @{ $r->{headers}{ lc $1 } }, $2 for map { /^([^:]+):\s*(.*?)\s*$/ ? ($1, $2) : () } @lines;
+    for (@lines) {
+        push @{ $r->{headers}{ lc $1 } }, $2 if /^([^:]+):\s*(.*?)\s*$/;
+    }
     return $r;
 }
 
