@@ -134,14 +134,16 @@ sub poll_until {
 sub tmp_files {
     my ($dir) = @_;
     opendir my $dh, $dir or die "$dir: $!";
-    return sort grep {/^\.tmp-/} readdir $dh;
+    my @f = sort grep {/^\.tmp-/} readdir $dh;
+    return @f;    # a count in scalar context
 }
 
 # The names of an id in the directory (ID.png, ID.jpg...).
 sub id_files {
     my ($dir, $id) = @_;
     opendir my $dh, $dir or die "$dir: $!";
-    return sort grep {/^\Q$id\E\.[a-z]+$/} readdir $dh;
+    my @f = sort grep {/^\Q$id\E\.[a-z]+$/} readdir $dh;
+    return @f;    # a count in scalar context
 }
 
 # The bytes of an id's one file; undef when it has none or several.
@@ -219,7 +221,8 @@ sub fcgi_pairs {
 }
 
 # Opens a FastCGI connection to the responder's socket and sends a PUT's
-# BEGIN_REQUEST and PARAMS announcing $claimed body bytes, then $part of the
+# BEGIN_REQUEST and PARAMS announcing $claimed body bytes (no CONTENT_LENGTH
+# when undef), then $part of the
 # body in STDIN records. Returns the socket, still open: the caller stops
 # there (closes it, sends ABORT_REQUEST, or just waits).
 sub fcgi_put_start {
@@ -227,8 +230,8 @@ sub fcgi_put_start {
     my $s = IO::Socket::UNIX->new(Type => IO::Socket::UNIX::SOCK_STREAM(), Peer => $sock)
         or die "connect $sock: $!";
     my $p = fcgi_pairs(REQUEST_METHOD => 'PUT', REQUEST_URI => "/$id?$query", DOCUMENT_URI => "/$id",
-        QUERY_STRING => $query, CONTENT_LENGTH => $claimed, SERVER_PROTOCOL => 'HTTP/1.1',
-        REMOTE_ADDR => '127.0.0.1');
+        QUERY_STRING => $query, (defined $claimed ? (CONTENT_LENGTH => $claimed) : ()),
+        SERVER_PROTOCOL => 'HTTP/1.1', REMOTE_ADDR => '127.0.0.1');
     my $msg = fcgi_record(1, pack('nCx5', 1, 0)) . fcgi_record(4, $p) . fcgi_record(4, '');
     for (my $o = 0; $o < length $part; $o += 32768) {
         $msg .= fcgi_record(5, substr($part, $o, 32768));

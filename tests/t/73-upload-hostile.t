@@ -177,6 +177,16 @@ sub intact {
     like $o413, qr/"error"/, 'with a JSON error';
     intact('a body announced over the limit');
 
+    # A PUT without CONTENT_LENGTH: 411, with a JSON error.
+    $s = fcgi_put_start($sock, 1000, sign_cli(PUT => 1000), undef, '');
+    $s->syswrite(fcgi_record(5, ''));
+    ($out, $closed) = fcgi_drain($s, 10);
+    close $s;
+    my ($o411) = fcgi_stdout($out);
+    is cgi_status($o411), 411, 'a PUT without CONTENT_LENGTH: 411';
+    like $o411, qr/"error":"[^"]*length/i, 'with a JSON error naming the length';
+    intact('a PUT without a length');
+
     # A body longer than announced, and one shorter (ended early by an
     # empty STDIN record): refused, never stored.
     for my $c (['longer', 1000, substr($big, 0, 5000)], ['shorter', 400_000, substr($big, 0, 5000)]) {
