@@ -125,8 +125,9 @@ sub upload_race {
     my @rpids = map {
         my $n = $_;
         spawn(sub {
-            for (1 .. 5000) {
-                last if -e $stop;
+            my $deadline = time + 300;
+            for (1 .. 1_000_000) {
+                last if -e $stop || time > $deadline;
                 my $g = http($port, GET => "/$RACE_ID");
                 append("$tmp/read.$n", join ' ', $g->{status}, length $g->{body}, sha256_hex($g->{body}),
                     hdr($g, 'Content-Type') // '-', hdr($g, 'Content-Length') // '-');
@@ -204,7 +205,7 @@ sub upload_race {
         is_deeply [tmp_files($av)], [], 'no temporary file';
     }
 
-    kill_uploads($st, $av, \@body, \%who, \@sha, $kills, (sort { $b <=> $a } @dur)[0]) if $kills;
+    kill_uploads($st, $av, \@body, \%who, \@sha, $kills, \@dur) if $kills;
     stop_stack($st);
 
     # After a restart of the stack: no temporary file, the avatar served.
@@ -216,32 +217,55 @@ sub upload_race {
     flood($av, \@body, $flood) if $flood;
 }
 
+# CPU time (ticks) the processes have used so far.
+sub cpu_ticks {
+    my $t = 0;
+    for my $pid (@_) {
+        open my $fh, '<', "/proc/$pid/stat" or next;
+        my $stat = <$fh>;
+        $stat =~ s/^.*\) //;
+        my @f = split ' ', $stat;
+        $t += $f[11] + $f[12];
+    }
+    return $t;
+}
+
 # kill -9 of the upload process at random instants of an upload, $kills
-# times. $slow: the longest single upload measured, in seconds.
+# times. Each round uploads one of the slowest images (alternating with
+# another family where it can, so the extension changes too), waits until
+# the upload process has started on it (its CPU time moves), sleeps a
+# random part of what that image took alone, and kills it.
 sub kill_uploads {
-    my ($st, $av, $body, $who, $sha, $kills, $slow) = @_;
+    my ($st, $av, $body, $who, $sha, $kills, $dur) = @_;
     my $port = $st->{port};
     my @ups = upload_pids($st);
     ok @ups >= 1, 'the upload processes are the upload manager\'s children (' . "@ups)" or return;
+    my @slow = (sort { $dur->[$b] <=> $dur->[$a] } 0 .. $#$body)[0 .. 2];
+    note 'kill rounds upload images ' . join(', ', map { sprintf '%d (%.2f s alone)', $_, $dur->[$_] } @slow);
     my %outcome;
     my ($never_neither, $tmp_left) = (0, 0);
     for my $k (1 .. $kills) {
         my $cur = sha256_hex(http($port, GET => "/$RACE_ID")->{body});
         my $ci = $who->{$cur} ? $who->{$cur}{i} : -1;
-        # The next image: another one, alternating PNG and JPEG.
-        my $ni = ($ci + 1 + 2 * int(rand 3)) % @$body;
-        $ni = ($ni + 1) % @$body if $ni == $ci;
+        my @cand = grep { $_ != $ci } @slow;
+        my $ni = $cand[ $k % @cand ];
         # A process that dies young is restarted after a back-off; wait
         # until every upload process has lived a second, so each kill
         # meets a ready one.
         poll_until(sub { my @p = upload_pids($st); @p && !grep { age_of($_) < 1.2 } @p }, 15)
             or diag "kill $k: no settled upload process";
+        my @before = upload_pids($st);
+        my $cpu0 = cpu_ticks(@before);
+        my $q = sign_cli(PUT => $RACE_ID);
         my $res = "$UTMP/kill.$k";
         my $pid = spawn(sub {
-            my $r = put_file($st->{url}, $RACE_ID, sign_cli(PUT => $RACE_ID), $body->[$ni]);
+            my $r = put_file($st->{url}, $RACE_ID, $q, $body->[$ni]);
             spew($res, $r->{status});
         });
-        my $delay = rand(1.3 * $slow);
+        poll_until(sub { cpu_ticks(@before) > $cpu0 || -e $res }, 15);
+        # The first kill comes as soon as the job is seen running, so at
+        # least one meets an upload in progress; the others at random.
+        my $delay = $k == 1 ? 0 : rand(1.2 * $dur->[$ni]);
         sleep $delay;
         my @victims = upload_pids($st);
         kill 'KILL', @victims;
@@ -253,7 +277,7 @@ sub kill_uploads {
         $outcome{"$what/$status"}++;
         if ($what eq 'neither' || $g->{status} != 200 || ($status =~ /^20[01]$/ && $what ne 'new')) {
             $never_neither++;
-            diag sprintf 'kill %d at %.3f s (pids %s): upload answered %s, GET %s: %s', $k, $delay,
+            diag sprintf 'kill %d, %.3f s into the job (pids %s): upload answered %s, GET %s: %s', $k, $delay,
                 "@victims", $status, $g->{status}, $what;
         }
         # The restarted upload process removes the dead one's temporary file.
@@ -266,6 +290,7 @@ sub kill_uploads {
         . 'and the new one whenever the upload was answered 2xx';
     is $tmp_left, 0, 'no temporary file once the upload process is restarted';
     note 'outcomes (avatar/upload status): ' . join(', ', map {"$_ x$outcome{$_}"} sort keys %outcome);
+    ok $outcome{'old/500'} || $outcome{'new/500'}, 'some kills met an upload in progress (answered 500)';
     ok poll_until(sub { upload_pids($st) >= 1 }, 15), 'upload processes are running again';
 }
 
