@@ -148,7 +148,7 @@ sub upload_race {
     spew($go, '');
     my $stuck = reap(180, @upids);
     is $stuck, 0, "$uploads parallel uploads all answered";
-    sleep 0.3;    # readers see the final state too
+    ok settle($st, 300), 'the upload processes are idle again';
     spew($stop, '');
     reap(60, @rpids);
 
@@ -228,6 +228,20 @@ sub cpu_ticks {
         $t += $f[11] + $f[12];
     }
     return $t;
+}
+
+# Waits (at most $secs) until the upload processes have used no CPU for a
+# second: jobs whose client was answered 503 after --timeout may still be
+# queued or running, and would change the avatar under a later check.
+sub settle {
+    my ($st, $secs) = @_;
+    my $end = time + $secs;
+    while (time < $end) {
+        my $c = cpu_ticks(upload_pids($st));
+        sleep 1;
+        return 1 if cpu_ticks(upload_pids($st)) == $c;
+    }
+    return 0;
 }
 
 # kill -9 of the upload process at random instants of an upload, $kills
@@ -317,6 +331,7 @@ sub flood {
     sleep 0.3;
     spew($go, '');
     is reap(300, @pids), 0, "$n uploads at once with --upload-workers 1: all answered";
+    ok settle($st, 300), 'the upload process is idle again';
     my %count;
     for my $k (1 .. $n) {
         my ($line) = lines_of("$UTMP/flood.$k");
