@@ -278,11 +278,24 @@ sub kill_uploads {
         });
         poll_until(sub { cpu_ticks(@before) > $cpu0 || -e $res }, 15);
         # The first kill comes as soon as the job is seen running, so at
-        # least one meets an upload in progress; the others at random.
-        my $delay = $k == 1 ? 0 : rand(1.2 * $dur->[$ni]);
-        sleep $delay;
+        # least one meets an upload in progress; every third waits for the
+        # temporary file to appear (the store's narrow window: write, fsync,
+        # rename), so the restarted process has a dead writer's file to
+        # remove; the others come at random.
+        my $delay = 0;
+        my $t0 = time;
+        if ($k % 3 == 0) {
+            my $end = $t0 + 2 * $dur->[$ni] + 1;
+            1 until tmp_files($av) || -e $res || time > $end;
+            $delay = time - $t0;
+        } elsif ($k > 1) {
+            $delay = rand(1.2 * $dur->[$ni]);
+            sleep $delay;
+        }
         my @victims = upload_pids($st);
         kill 'KILL', @victims;
+        my $left = tmp_files($av);
+        $outcome{'temporary file left by the kill'}++ if $left;
         reap(60, $pid);
         my $status = -e $res ? slurp($res) : 'none';
         my $g = http($port, GET => "/$RACE_ID");
