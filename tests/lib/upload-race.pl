@@ -69,8 +69,9 @@ sub append {
     close $fh;
 }
 
-# The test images: distinct pictures, half PNG and half JPEG, different
-# sizes, so a replacement often changes the extension too.
+# The test images: distinct pictures, PNG and JPEG, different sizes, so a
+# replacement often changes the extension too. The last one is the largest
+# stored file.
 sub race_images {
     return (
         draw('r0.png', '-size', '300x300', 'gradient:crimson-blue'),
@@ -79,6 +80,9 @@ sub race_images {
         draw('r3.jpg', '-size', '1600x1600', 'gradient:navy-orange', '-quality', '90'),
         draw('r4.png', '-size', '200x200', 'radial-gradient:black-white'),
         draw('r5.jpg', '-size', '2400x1800', 'radial-gradient:crimson-cyan', '-quality', '85'),
+        # Noise does not compress: a 1.7 MB PNG stored as about as much, so
+        # the store's temporary file is there long enough to be killed with.
+        draw('r6.png', '-size', '768x768', '-seed', '6', 'xc:', '+noise', 'Random'),
     );
 }
 
@@ -263,6 +267,7 @@ sub kill_uploads {
         my $ci = $who->{$cur} ? $who->{$cur}{i} : -1;
         my @cand = grep { $_ != $ci } @slow;
         my $ni = $cand[ $k % @cand ];
+        $ni = $#$body if $k % 3 == 0 && $ci != $#$body;    # the noise PNG
         # A process that dies young is restarted after a back-off; wait
         # until every upload process has lived a second, so each kill
         # meets a ready one.
@@ -285,7 +290,7 @@ sub kill_uploads {
         my $delay = 0;
         my $t0 = time;
         if ($k % 3 == 0) {
-            my $end = $t0 + 2 * $dur->[$ni] + 1;
+            my $end = $t0 + 60;
             1 until tmp_files($av) || -e $res || time > $end;
             $delay = time - $t0;
         } elsif ($k > 1) {
