@@ -300,13 +300,15 @@ sub kill_uploads {
         my @victims = upload_pids($st);
         kill 'KILL', @victims;
         my $left = tmp_files($av);
-        $outcome{'temporary file left by the kill'}++ if $left;
+        $outcome{'a temporary file left by the kill'}++ if $left;
         reap(60, $pid);
         my $status = -e $res ? slurp($res) : 'none';
         my $g = http($port, GET => "/$RACE_ID");
         my $now = sha256_hex($g->{body});
         my $what = $now eq $cur ? 'old' : $now eq $sha->[$ni] ? 'new' : 'neither';
         $outcome{"$what/$status"}++;
+        note sprintf 'kill %d: image %d, %.3f s after the job started%s: upload %s, avatar %s%s', $k, $ni, $delay,
+            $k % 3 == 0 ? ' (aimed at the temporary file)' : '', $status, $what, $left ? ', a temporary file left' : '';
         if ($what eq 'neither' || $g->{status} != 200 || ($status =~ /^20[01]$/ && $what ne 'new')) {
             $never_neither++;
             diag sprintf 'kill %d, %.3f s into the job (pids %s): upload answered %s, GET %s: %s', $k, $delay,
