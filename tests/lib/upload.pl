@@ -297,9 +297,19 @@ sub kids_of {
 # Upload processes: the children of the upload manager, which is the one
 # child of the responder that has children of its own (read workers have
 # none).
+# A killed one that its manager has not reaped yet (a zombie) is not
+# counted: it holds no job and will not run again.
 sub upload_pids {
     my ($st) = @_;
-    return map { kids_of($_) } kids_of(responder_pid($st));
+    return grep { alive_pid($_) } map { kids_of($_) } kids_of(responder_pid($st));
+}
+
+# Whether a process exists and is not a zombie.
+sub alive_pid {
+    my ($pid) = @_;
+    open my $fh, '<', "/proc/$pid/stat" or return 0;
+    my $stat = <$fh> // return 0;
+    return $stat =~ /\) ([A-Za-z]) / && $1 ne 'Z' && $1 ne 'X';
 }
 
 # Seconds a process has been running.
