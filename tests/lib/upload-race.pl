@@ -221,19 +221,6 @@ sub upload_race {
     flood($av, \@body, $flood) if $flood;
 }
 
-# CPU time (ticks) the processes have used so far.
-sub cpu_ticks {
-    my $t = 0;
-    for my $pid (@_) {
-        open my $fh, '<', "/proc/$pid/stat" or next;
-        my $stat = <$fh>;
-        $stat =~ s/^.*\) //;
-        my @f = split ' ', $stat;
-        $t += $f[11] + $f[12];
-    }
-    return $t;
-}
-
 # Waits (at most $secs) until the upload processes have used no CPU for a
 # second: jobs whose client was answered 503 after --timeout may still be
 # queued or running, and would change the avatar under a later check.

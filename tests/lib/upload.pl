@@ -312,6 +312,19 @@ sub alive_pid {
     return $stat =~ /\) ([A-Za-z]) / && $1 ne 'Z' && $1 ne 'X';
 }
 
+# CPU time (ticks) the processes have used so far.
+sub cpu_ticks {
+    my $t = 0;
+    for my $pid (@_) {
+        open my $fh, '<', "/proc/$pid/stat" or next;
+        my $stat = <$fh>;
+        $stat =~ s/^.*\) //;
+        my @f = split ' ', $stat;
+        $t += $f[11] + $f[12];
+    }
+    return $t;
+}
+
 # Seconds a process has been running.
 sub age_of {
     my ($pid) = @_;

@@ -210,4 +210,39 @@ sub intact {
 }
 
 stop_stack($st);
+
+# ---- a peer that hangs up while its answer arrives -------------------------------------
+
+# The read workers are stopped (SIGSTOP) while the upload process works,
+# so the reply and the peer's hang-up wait together and come out of one
+# epoll_wait: the worker must handle the second event of a connection the
+# first one closed without closing it again (a double close underflows
+# the connection count and frees the connection twice), and must never
+# act on another connection that reused it.
+{
+    my $st3 = start_stack(server => 'nginx', mode => 'bytes', avatars => $av, args => ['--key-file', key_file()]);
+    my $sock3 = "$st3->{run}/avatar.sock";
+    my $img = slurp(draw('hangup.jpg', '-size', '1600x1600', 'gradient:navy-orange', '-quality', '90'));
+    my @ups = upload_pids($st3);
+    my $c0 = cpu_ticks(@ups);
+    my $s = fcgi_put_start($sock3, 1000, sign_cli(PUT => 1000), length $img, $img);
+    $s->syswrite(fcgi_record(5, ''));
+    ok poll_until(sub { cpu_ticks(@ups) > $c0 }, 30), 'the upload process works on the job';
+    my @readers = grep { !kids_of($_) } kids_of(responder_pid($st3));
+    kill 'STOP', @readers;
+    ok poll_until(sub { slurp("$st3->{run}/avatar.log") =~ /upload: PUT 1000 /m }, 30),
+        'the job is done while the read workers are stopped';
+    close $s;
+    sleep 0.2;
+    kill 'CONT', @readers;
+    my $g = get_url($st3->{url}, '/1001');
+    ok $g->{status} == 200 && $g->{body} eq $good, 'afterwards a good GET is answered';
+    TODO: {
+        local $TODO = 'server.c acts on a connection closed earlier in the same epoll batch (reported to the lead)';
+        stop_stack($st3);
+        unlike slurp("$st3->{run}/avatar.log"), qr/stopping with \d{6,} connections/,
+            'the connection count never goes below zero';
+    }
+}
+
 done_testing();
