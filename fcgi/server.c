@@ -38,6 +38,7 @@
 
 #include <errno.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -211,15 +212,27 @@ conn_close(struct server *s, struct conn *c)
 	body_release(c);
 	out_begin(&c->out, 0);		/* releases queued bodies and files */
 	fcgi_in_free(&c->in);
-	if (s->nspare < SPARE_CONNS) {
-		c->next = s->spare;
-		s->spare = c;
-		s->nspare++;
-		return;
+	/* Always kept until the current batch of events is done (spare_trim):
+	 * a later event of the same batch may still name this connection,
+	 * and must find it closed (w.fd -1), not freed. */
+	c->next = s->spare;
+	s->spare = c;
+	s->nspare++;
+}
+
+/* Frees closed connections beyond SPARE_CONNS, between batches. */
+static void
+spare_trim(struct server *s)
+{
+	while (s->nspare > SPARE_CONNS) {
+		struct conn *c = s->spare;
+
+		s->spare = c->next;
+		s->nspare--;
+		out_free(&c->out);
+		free(c->ibuf);
+		free(c);
 	}
-	out_free(&c->out);
-	free(c->ibuf);
-	free(c);
 }
 
 /*
@@ -371,8 +384,9 @@ respond(struct server *s, struct conn *c, int close_after)
 static int
 too_large(struct server *s, struct conn *c)
 {
-	static const char msg[] = "request body too large\n";
+	char msg[96];
 	struct sink sk;
+	int n;
 
 	log_info("request body over --upload-max (%llu bytes): 413, connection closed",
 	    (unsigned long long)s->cf->upload_max);
@@ -381,8 +395,13 @@ too_large(struct server *s, struct conn *c)
 	sk = out_sink(&c->out);
 	c->drop_input = 1;
 	body_release(c);
-	if (resp_plain(s->cf, &c->req, RESP_PAYLOAD_TOO_LARGE, "text/plain", "no-store",
-	    msg, sizeof(msg) - 1, &sk) == -1) {
+	/* JSON, as every answer to a write; the limit it names is the option. */
+	n = snprintf(msg, sizeof(msg), "{\"error\":\"upload-max: the body is over %llu bytes\"}\n",
+	    (unsigned long long)s->cf->upload_max);
+	if (n < 0 || (size_t)n >= sizeof(msg))
+		n = 0;
+	if (resp_plain(s->cf, &c->req, RESP_PAYLOAD_TOO_LARGE, "application/json", "no-store",
+	    msg, (size_t)n, &sk) == -1) {
 		conn_close(s, c);
 		return -1;
 	}
@@ -1033,14 +1052,18 @@ server_loop(struct server *s)
 				read_signals(s);
 				break;
 			case W_CONN:
-				conn_event(s, (struct conn *)w, evs[i].events);
+				/* Closed by an earlier event of this batch. */
+				if (w->fd >= 0)
+					conn_event(s, (struct conn *)w, evs[i].events);
 				break;
 			case W_REPLY:
-				conn_reply(s, (struct conn *)(void *)((char *)w -
-				    offsetof(struct conn, rw)), 0);
+				if (w->fd >= 0)
+					conn_reply(s, (struct conn *)(void *)((char *)w -
+					    offsetof(struct conn, rw)), 0);
 				break;
 			}
 		}
+		spare_trim(s);
 		now = clock_ms();
 		if (s->nconns && now - last_sweep >= SWEEP_MS) {
 			sweep(s, now);
