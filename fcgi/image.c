@@ -30,17 +30,18 @@ static const struct family {
 	const char *load_class;
 	const char *save_class;
 	const char *loader;		/* "vips-loader" a buffer load leaves behind */
+	int (*load)(void *buf, size_t len, VipsImage **out, ...);	/* that loader */
 	VipsFailOn fail_on;
 	const char *options;		/* the same, and all frames, for thumbnail */
 } families[] = {
 	[SNIFF_PNG] = { ".png", "VipsForeignLoadPng", "VipsForeignSavePng", "pngload_buffer",
-	    VIPS_FAIL_ON_ERROR, "fail_on=error" },
+	    vips_pngload_buffer, VIPS_FAIL_ON_ERROR, "fail_on=error" },
 	[SNIFF_JPEG] = { ".jpg", "VipsForeignLoadJpeg", "VipsForeignSaveJpeg", "jpegload_buffer",
-	    VIPS_FAIL_ON_WARNING, "fail_on=warning" },
+	    vips_jpegload_buffer, VIPS_FAIL_ON_WARNING, "fail_on=warning" },
 	[SNIFF_GIF] = { ".gif", "VipsForeignLoadNsgif", "VipsForeignSaveCgif", "gifload_buffer",
-	    VIPS_FAIL_ON_ERROR, "fail_on=error,n=-1" },
+	    vips_gifload_buffer, VIPS_FAIL_ON_ERROR, "fail_on=error,n=-1" },
 	[SNIFF_WEBP] = { ".webp", "VipsForeignLoadWebp", "VipsForeignSaveWebp", "webpload_buffer",
-	    VIPS_FAIL_ON_ERROR, "fail_on=error,n=-1" },
+	    vips_webpload_buffer, VIPS_FAIL_ON_ERROR, "fail_on=error,n=-1" },
 };
 
 /*
@@ -157,26 +158,14 @@ refuse(struct image_out *out, int status, const char *error)
 static int
 load_header(enum sniff_type type, void *buf, size_t len, VipsImage **img)
 {
-	VipsFailOn f = families[type].fail_on;
+	const struct family *f = &families[type];
 
-	switch (type) {
-	case SNIFF_PNG:
-		return vips_pngload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
-		    "fail_on", f, NULL);
-	case SNIFF_JPEG:
-		return vips_jpegload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
-		    "fail_on", f, NULL);
-	case SNIFF_GIF:
-		return vips_gifload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
-		    "fail_on", f, NULL);
-	case SNIFF_WEBP:
-		return vips_webpload_buffer(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL,
-		    "fail_on", f, NULL);
-	case SNIFF_NONE:
-		break;
+	if (f->load == NULL) {
+		vips_error("image", "no loader");
+		return -1;
 	}
-	vips_error("image", "no loader");
-	return -1;
+	return f->load(buf, len, img, "access", VIPS_ACCESS_SEQUENTIAL, "fail_on",
+	    f->fail_on, NULL);
 }
 
 /* Step 3: every limit that the header alone can decide. */
