@@ -231,6 +231,18 @@ pool_publish(const struct pool *p)
 	return seated + draining;
 }
 
+int64_t
+pool_backoff(unsigned *fails, int64_t started, int64_t now)
+{
+	int64_t d;
+
+	*fails = now - started < 1000 ? *fails + 1 : 0;
+	if (*fails == 0)
+		return now;
+	d = 100LL << (*fails < 6 ? *fails - 1 : 6);
+	return now + (d > 5000 ? 5000 : d);
+}
+
 /* Collects dead children; schedules the refill of the seats they held. */
 static void
 pool_reap(struct pool *p)
@@ -241,7 +253,7 @@ pool_reap(struct pool *p)
 	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
 		struct proc *pr = NULL;
 		struct seat *st;
-		int64_t now = clock_ms(), lived;
+		int64_t now = clock_ms();
 
 		for (int i = 0; i < MAX_PROCS && pr == NULL; i++)
 			if (p->proc[i].pid == pid)
@@ -261,16 +273,7 @@ pool_reap(struct pool *p)
 			log_warnx("worker %ld exited with status %d; restarting",
 			    (long)pid, WEXITSTATUS(status));
 		stats_add_restart();
-		/* Back-off: immediate after a worker that lived a while,
-		 * doubling from 100 ms to 5 s while they keep dying within a
-		 * second of their start. */
-		lived = now - st->started;
-		st->fails = lived < 1000 ? st->fails + 1 : 0;
-		st->restart_at = now;
-		if (st->fails > 0) {
-			int64_t d = 100LL << (st->fails < 6 ? st->fails - 1 : 6);
-			st->restart_at += d > 5000 ? 5000 : d;
-		}
+		st->restart_at = pool_backoff(&st->fails, st->started, now);
 	}
 }
 

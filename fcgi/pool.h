@@ -15,6 +15,8 @@
 #ifndef AVATAR_POOL_H
 #define AVATAR_POOL_H
 
+#include <stdint.h>
+
 /* Called in each new worker with its stats slot; returns the exit status. */
 typedef int pool_worker_fn(unsigned slot, void *arg);
 
@@ -27,5 +29,14 @@ typedef int pool_worker_fn(unsigned slot, void *arg);
  */
 int pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
     void *arg, void (*on_stop)(void));
+
+/*
+ * The crash back-off, for the pool's workers and for any other process
+ * kept running the same way. A death within a second of the start (times
+ * in clock_ms) counts one more quick death in a row in *fails; any other
+ * death resets the count. Returns when the process may start again: at
+ * once after one that lived a while, else 100 ms doubling up to 5 s.
+ */
+int64_t pool_backoff(unsigned *fails, int64_t started, int64_t now);
 
 #endif
