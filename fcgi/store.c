@@ -6,13 +6,14 @@
  */
 #include "store.h"
 #include "ext.h"
+#include "num.h"
 
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -290,8 +291,7 @@ tmp_owner(const char *name, char host[17], pid_t *pid)
 {
 	const char *end = name + strlen(name), *dash[3];
 	const char *p = end;
-	char *stop;
-	long v;
+	int64_t v;
 
 	for (int k = 0; k < 3; k++) {
 		while (p > name && p[-1] != '-')
@@ -304,9 +304,7 @@ tmp_owner(const char *name, char host[17], pid_t *pid)
 		return -1;
 	memcpy(host, dash[2] + 1, 16);
 	host[16] = '\0';
-	errno = 0;
-	v = strtol(dash[1] + 1, &stop, 10);
-	if (stop != dash[0] || errno != 0 || v <= 0)
+	if (num_parse(dash[1] + 1, (size_t)(dash[0] - dash[1] - 1), 1, INT_MAX, &v) == -1)
 		return -1;
 	*pid = (pid_t)v;
 	return 0;
