@@ -220,6 +220,17 @@ conn_close(struct server *s, struct conn *c)
 	s->nspare++;
 }
 
+/* Closes a connection whose request cannot be answered whole (our
+ * failure, the peer's, or a protocol error), counted as an error.
+ * Returns -1, as its callers do then. */
+static int
+conn_fail(struct server *s, struct conn *c)
+{
+	stats_inc(ST_ERRORS);
+	conn_close(s, c);
+	return -1;
+}
+
 /* Frees closed connections beyond SPARE_CONNS, between batches. */
 static void
 spare_trim(struct server *s)
@@ -348,9 +359,7 @@ conn_flush(struct server *s, struct conn *c)
 	 * instead of a short body. */
 	if (c->out.file_error)
 		log_warnx("an avatar file shrank while it was sent; response cut");
-	stats_inc(ST_ERRORS);
-	conn_close(s, c);
-	return -1;
+	return conn_fail(s, c);
 }
 
 /*
@@ -364,20 +373,30 @@ respond(struct server *s, struct conn *c, int close_after)
 	c->state = CONN_WRITE;
 	c->close_after = close_after;
 	c->outq = -1;
-	if (out_end(&c->out) == -1) {
-		stats_inc(ST_ERRORS);
-		conn_close(s, c);
-		return -1;
-	}
+	if (out_end(&c->out) == -1)
+		return conn_fail(s, c);
 	if (conn_flush(s, c) == -1)
 		return -1;
 	if (c->state == CONN_WRITE && out_keep(&c->out) == -1) {
 		log_warn("response copy");
-		stats_inc(ST_ERRORS);
-		conn_close(s, c);
-		return -1;
+		return conn_fail(s, c);
 	}
 	return 0;
+}
+
+/*
+ * The answer to the request is built (st: its status, or -1 when the sink
+ * failed and it cannot be whole): send it, and keep the connection if the
+ * front server asked to. Returns -1 when the connection was closed.
+ */
+static int
+answer(struct server *s, struct conn *c, int st)
+{
+	if (log_enabled(LOG_LVL_DEBUG))
+		log_request(&c->req, st);
+	if (st < 0)
+		return conn_fail(s, c);
+	return respond(s, c, !c->in.keep_conn);
 }
 
 /* A body over --upload-max: 413 now, then the connection closes. */
@@ -521,9 +540,7 @@ conn_wait(struct server *s, struct conn *c, int rfd)
 	conn_touch(c);
 	if (epoll_ctl(s->epfd, EPOLL_CTL_ADD, rfd, &ev) == -1) {
 		log_warn("epoll_ctl reply");
-		stats_inc(ST_ERRORS);
-		conn_close(s, c);
-		return -1;
+		return conn_fail(s, c);
 	}
 	return 0;
 }
@@ -542,15 +559,9 @@ conn_reply(struct server *s, struct conn *c, int timed_out)
 	else if ((st = write_finish(s->cf, &c->req, c->rw.fd, &sk)) == WRITE_PENDING)
 		return;
 	reply_release(s, c);
-	if (log_enabled(LOG_LVL_DEBUG))
-		log_request(&c->req, st);
-	if (st < 0 || st >= 500)
+	if (st >= 500)
 		stats_inc(ST_ERRORS);
-	if (st < 0) {
-		conn_close(s, c);
-		return;
-	}
-	if (respond(s, c, !c->in.keep_conn) == 0)
+	if (answer(s, c, st) == 0)
 		conn_run(s, c);
 }
 
@@ -582,14 +593,7 @@ on_end(struct server *s, struct conn *c)
 			stats_inc(ST_ERRORS);
 	} else
 		st = handler_run(s->cf, r, &sk);
-	if (log_enabled(LOG_LVL_DEBUG))
-		log_request(r, st);
-	if (st < 0) {
-		stats_inc(ST_ERRORS);
-		conn_close(s, c);
-		return -1;
-	}
-	return respond(s, c, !c->in.keep_conn);
+	return answer(s, c, st);
 }
 
 /* FCGI_ABORT_REQUEST: END_REQUEST answers it, whatever was under way. */
@@ -627,9 +631,7 @@ conn_parse(struct server *s, struct conn *c)
 			return progress;
 		case FCGI_IN_BAD:
 			log_warnx("peer: %s; connection closed", ev.why);
-			stats_inc(ST_ERRORS);
-			conn_close(s, c);
-			return -1;
+			return conn_fail(s, c);
 		case FCGI_IN_PARAMS:
 			r = on_params(s, c);
 			break;
