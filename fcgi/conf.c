@@ -28,10 +28,24 @@ struct opt {
 	const char *name;	/* long flag without "--" */
 	const char *env;	/* environment variable */
 	const char *arg;	/* metavariable in --help */
-	const char *def;	/* default, applied through the setter */
-	setter *set;
+	const char *def;	/* default, set as any given value is */
+	/* How a value is set: SETTER or INTEGER, below. */
+	setter *set;		/* NULL: an integer */
+	size_t off;		/* the integer's field in struct conf */
+	int64_t min, max;	/* and its range */
 	const char *help;
 };
+
+/* An option read by a setter of its own. */
+#define SETTER(fn) (fn), 0, 0, 0
+/*
+ * An integer option needs no setter: opt_set checks it with int_in and
+ * stores it in field, which must be an int64_t of struct conf (anything
+ * else does not compile).
+ */
+#define INTEGER(field, lo, hi) NULL, \
+	_Generic(((struct conf *)0)->field, int64_t: offsetof(struct conf, field)), \
+	(lo), (hi)
 
 static void
 copy_str(char *dst, size_t dstlen, const char *flag, const char *v)
@@ -98,12 +112,6 @@ set_accel_prefix(struct conf *c, const char *f, const char *v)
 }
 
 static void
-set_default_id(struct conf *c, const char *f, const char *v)
-{
-	c->default_id = int_in(f, v, INT64_MIN, INT64_MAX);
-}
-
-static void
 set_missing(struct conf *c, const char *f, const char *v)
 {
 	if (strcmp(v, "default") == 0)
@@ -112,30 +120,6 @@ set_missing(struct conf *c, const char *f, const char *v)
 		c->missing = MISSING_404;
 	else
 		log_die("%s: \"%s\" is not one of default, 404", f, v);
-}
-
-static void
-set_max_age(struct conf *c, const char *f, const char *v)
-{
-	c->max_age = int_in(f, v, 0, INT32_MAX);
-}
-
-static void
-set_default_max_age(struct conf *c, const char *f, const char *v)
-{
-	c->default_max_age = int_in(f, v, 0, INT32_MAX);
-}
-
-static void
-set_swr(struct conf *c, const char *f, const char *v)
-{
-	c->swr = int_in(f, v, 0, INT32_MAX);
-}
-
-static void
-set_versioned_max_age(struct conf *c, const char *f, const char *v)
-{
-	c->versioned_max_age = int_in(f, v, 0, INT32_MAX);
 }
 
 /*
@@ -192,18 +176,6 @@ set_cors_origin(struct conf *c, const char *f, const char *v)
 }
 
 static void
-set_cors_max_age(struct conf *c, const char *f, const char *v)
-{
-	c->cors_max_age = int_in(f, v, 0, 86400);
-}
-
-static void
-set_workers(struct conf *c, const char *f, const char *v)
-{
-	c->workers = int_in(f, v, 0, 256);
-}
-
-static void
 set_socket(struct conf *c, const char *f, const char *v)
 {
 	copy_str(c->socket, sizeof(c->socket), f, v);
@@ -223,12 +195,6 @@ set_socket_mode(struct conf *c, const char *f, const char *v)
 }
 
 static void
-set_backlog(struct conf *c, const char *f, const char *v)
-{
-	c->backlog = int_in(f, v, 1, 65535);
-}
-
-static void
 set_cache_size(struct conf *c, const char *f, const char *v)
 {
 	c->cache_size = size_in(f, v, 1ULL << 40);
@@ -238,12 +204,6 @@ static void
 set_cache_file_max(struct conf *c, const char *f, const char *v)
 {
 	c->cache_file_max = size_in(f, v, 1ULL << 30);
-}
-
-static void
-set_timeout(struct conf *c, const char *f, const char *v)
-{
-	c->timeout = int_in(f, v, 1, 3600);
 }
 
 static void
@@ -269,47 +229,11 @@ set_key_file(struct conf *c, const char *f, const char *v)
 }
 
 static void
-set_max_ttl(struct conf *c, const char *f, const char *v)
-{
-	c->max_ttl = int_in(f, v, 1, 366 * 86400);
-}
-
-static void
-set_upload_workers(struct conf *c, const char *f, const char *v)
-{
-	c->upload_workers = int_in(f, v, 1, 64);
-}
-
-static void
-set_upload_queue(struct conf *c, const char *f, const char *v)
-{
-	c->upload_queue = int_in(f, v, 1, 1024);
-}
-
-static void
 set_max_pixels(struct conf *c, const char *f, const char *v)
 {
 	c->max_pixels = size_in(f, v, 1ULL << 32);
 	if (c->max_pixels == 0)
 		log_die("%s: must be at least 1", f);
-}
-
-static void
-set_max_frames(struct conf *c, const char *f, const char *v)
-{
-	c->max_frames = int_in(f, v, 1, 10000);
-}
-
-static void
-set_max_side(struct conf *c, const char *f, const char *v)
-{
-	c->max_side = int_in(f, v, 16, 16384);
-}
-
-static void
-set_max_aspect(struct conf *c, const char *f, const char *v)
-{
-	c->max_aspect = int_in(f, v, 1, 1000);
 }
 
 static void
@@ -319,76 +243,82 @@ set_crop(struct conf *c, const char *f, const char *v)
 		log_die("%s: \"%s\" is not one of centre, attention, none", f, v);
 }
 
-static void
-set_quality(struct conf *c, const char *f, const char *v)
-{
-	c->quality = int_in(f, v, 1, 100);
-}
-
 static const struct opt opts[] = {
-	{ "dir", "AVATAR_DIR", "DIR", "./avatars", set_dir,
+	{ "dir", "AVATAR_DIR", "DIR", "./avatars", SETTER(set_dir),
 	  "directory holding ID.png, ID.jpg, ID.jpeg, ID.gif, ID.webp" },
-	{ "mode", "AVATAR_MODE", "MODE", "bytes", set_mode,
+	{ "mode", "AVATAR_MODE", "MODE", "bytes", SETTER(set_mode),
 	  "bytes, x-accel (nginx) or x-sendfile (lighttpd)" },
-	{ "accel-prefix", "AVATAR_ACCEL_PREFIX", "PATH", "/_avatars/", set_accel_prefix,
+	{ "accel-prefix", "AVATAR_ACCEL_PREFIX", "PATH", "/_avatars/", SETTER(set_accel_prefix),
 	  "X-Accel-Redirect prefix of nginx's internal location" },
-	{ "default-id", "AVATAR_DEFAULT_ID", "ID", "-1", set_default_id,
+	{ "default-id", "AVATAR_DEFAULT_ID", "ID", "-1", INTEGER(default_id, INT64_MIN, INT64_MAX),
 	  "id whose file answers for a missing avatar" },
-	{ "missing", "AVATAR_MISSING", "POLICY", "default", set_missing,
+	{ "missing", "AVATAR_MISSING", "POLICY", "default", SETTER(set_missing),
 	  "default (serve the default avatar) or 404" },
-	{ "max-age", "AVATAR_MAX_AGE", "SECONDS", "300", set_max_age,
+	{ "max-age", "AVATAR_MAX_AGE", "SECONDS", "300", INTEGER(max_age, 0, INT32_MAX),
 	  "max-age of an avatar at an unversioned URL" },
-	{ "stale-while-revalidate", "AVATAR_STALE_WHILE_REVALIDATE", "SECONDS", "86400", set_swr,
+	{ "stale-while-revalidate", "AVATAR_STALE_WHILE_REVALIDATE", "SECONDS", "86400",
+	  INTEGER(swr, 0, INT32_MAX),
 	  "how long after max-age a cache may show it while revalidating (0: never)" },
-	{ "versioned-max-age", "AVATAR_VERSIONED_MAX_AGE", "SECONDS", "31536000", set_versioned_max_age,
+	{ "versioned-max-age", "AVATAR_VERSIONED_MAX_AGE", "SECONDS", "31536000",
+	  INTEGER(versioned_max_age, 0, INT32_MAX),
 	  "max-age (immutable) of an avatar at a URL with ?v= (0: as unversioned)" },
-	{ "default-max-age", "AVATAR_DEFAULT_MAX_AGE", "SECONDS", "60", set_default_max_age,
+	{ "default-max-age", "AVATAR_DEFAULT_MAX_AGE", "SECONDS", "60",
+	  INTEGER(default_max_age, 0, INT32_MAX),
 	  "max-age of the default avatar and of a 404" },
-	{ "cors-origin", "AVATAR_CORS_ORIGIN", "ORIGINS", "*", set_cors_origin,
+	{ "cors-origin", "AVATAR_CORS_ORIGIN", "ORIGINS", "*", SETTER(set_cors_origin),
 	  "Access-Control-Allow-Origin: * or comma-separated origins" },
-	{ "cors-max-age", "AVATAR_CORS_MAX_AGE", "SECONDS", "7200", set_cors_max_age,
+	{ "cors-max-age", "AVATAR_CORS_MAX_AGE", "SECONDS", "7200", INTEGER(cors_max_age, 0, 86400),
 	  "how long a browser may keep a CORS preflight answer" },
-	{ "workers", "AVATAR_WORKERS", "N", "0", set_workers,
+	{ "workers", "AVATAR_WORKERS", "N", "0", INTEGER(workers, 0, 256),
 	  "0: serve in this process; N: supervise N worker processes" },
-	{ "socket", "AVATAR_SOCKET", "ADDR", "", set_socket,
+	{ "socket", "AVATAR_SOCKET", "ADDR", "", SETTER(set_socket),
 	  "listen on PATH, HOST:PORT or [V6]:PORT instead of fd 0" },
-	{ "socket-mode", "AVATAR_SOCKET_MODE", "MODE", "0660", set_socket_mode,
+	{ "socket-mode", "AVATAR_SOCKET_MODE", "MODE", "0660", SETTER(set_socket_mode),
 	  "permissions of a unix socket made by --socket" },
-	{ "backlog", "AVATAR_BACKLOG", "N", "1024", set_backlog,
+	{ "backlog", "AVATAR_BACKLOG", "N", "1024", INTEGER(backlog, 1, 65535),
 	  "listen backlog of a socket made by --socket" },
-	{ "cache-size", "AVATAR_CACHE_SIZE", "BYTES", "64M", set_cache_size,
+	{ "cache-size", "AVATAR_CACHE_SIZE", "BYTES", "64M", SETTER(set_cache_size),
 	  "memory cache limit per worker (bytes mode)" },
-	{ "cache-file-max", "AVATAR_CACHE_FILE_MAX", "BYTES", "1M", set_cache_file_max,
+	{ "cache-file-max", "AVATAR_CACHE_FILE_MAX", "BYTES", "1M", SETTER(set_cache_file_max),
 	  "larger files are streamed, never cached" },
-	{ "timeout", "AVATAR_TIMEOUT", "SECONDS", "10", set_timeout,
+	{ "timeout", "AVATAR_TIMEOUT", "SECONDS", "10", INTEGER(timeout, 1, 3600),
 	  "time a peer may leave a request or response without progress" },
-	{ "upload-max", "AVATAR_UPLOAD_MAX", "BYTES", "8M", set_upload_max,
+	{ "upload-max", "AVATAR_UPLOAD_MAX", "BYTES", "8M", SETTER(set_upload_max),
 	  "largest request body; a larger one is answered 413" },
-	{ "log-level", "AVATAR_LOG_LEVEL", "LEVEL", "info", set_log_level,
+	{ "log-level", "AVATAR_LOG_LEVEL", "LEVEL", "info", SETTER(set_log_level),
 	  "error, warn, info or debug (debug logs every request)" },
-	{ "key-file", "AVATAR_KEY_FILE", "FILE", "", set_key_file,
+	{ "key-file", "AVATAR_KEY_FILE", "FILE", "", SETTER(set_key_file),
 	  "keys for signed PUT and DELETE, one a line (none: writes disabled)" },
-	{ "max-ttl", "AVATAR_MAX_TTL", "SECONDS", "3600", set_max_ttl,
+	{ "max-ttl", "AVATAR_MAX_TTL", "SECONDS", "3600", INTEGER(max_ttl, 1, 366 * 86400),
 	  "how far ahead a signed link's expiry may be" },
-	{ "upload-workers", "AVATAR_UPLOAD_WORKERS", "N", "1", set_upload_workers,
+	{ "upload-workers", "AVATAR_UPLOAD_WORKERS", "N", "1", INTEGER(upload_workers, 1, 64),
 	  "processes that decode and store uploads (never the read workers)" },
-	{ "upload-queue", "AVATAR_UPLOAD_QUEUE", "N", "8", set_upload_queue,
+	{ "upload-queue", "AVATAR_UPLOAD_QUEUE", "N", "8", INTEGER(upload_queue, 1, 1024),
 	  "uploads one read worker may have waiting; more get 503" },
-	{ "max-pixels", "AVATAR_MAX_PIXELS", "N", "16800000", set_max_pixels,
+	{ "max-pixels", "AVATAR_MAX_PIXELS", "N", "16800000", SETTER(set_max_pixels),
 	  "largest upload in pixels (width x height x frames), from its header" },
-	{ "max-frames", "AVATAR_MAX_FRAMES", "N", "100", set_max_frames,
+	{ "max-frames", "AVATAR_MAX_FRAMES", "N", "100", INTEGER(max_frames, 1, 10000),
 	  "most frames of an animated GIF or WebP upload" },
-	{ "max-side", "AVATAR_MAX_SIDE", "PIXELS", "1024", set_max_side,
+	{ "max-side", "AVATAR_MAX_SIDE", "PIXELS", "1024", INTEGER(max_side, 16, 16384),
 	  "stored avatars are scaled down to this side, never up" },
-	{ "max-aspect", "AVATAR_MAX_ASPECT", "N", "20", set_max_aspect,
+	{ "max-aspect", "AVATAR_MAX_ASPECT", "N", "20", INTEGER(max_aspect, 1, 1000),
 	  "refuse uploads whose longer side is more than N times the shorter" },
-	{ "crop", "AVATAR_CROP", "HOW", "centre", set_crop,
+	{ "crop", "AVATAR_CROP", "HOW", "centre", SETTER(set_crop),
 	  "centre, attention (libvips' interest finder) or none" },
-	{ "quality", "AVATAR_QUALITY", "Q", "85", set_quality,
+	{ "quality", "AVATAR_QUALITY", "Q", "85", INTEGER(quality, 1, 100),
 	  "JPEG and lossy WebP quality of stored avatars, 1 to 100" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
+
+static void
+opt_set(struct conf *c, const struct opt *o, const char *flag, const char *v)
+{
+	if (o->set != NULL)
+		o->set(c, flag, v);
+	else
+		*(int64_t *)(void *)((char *)c + o->off) = int_in(flag, v, o->min, o->max);
+}
 
 int
 conf_cors_allows(const struct conf *c, const char *origin, size_t len)
@@ -524,7 +454,7 @@ conf_load(struct conf *c, int argc, char **argv)
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < NOPTS; i++) {
 		lopts[i] = (struct option){ opts[i].name, required_argument, NULL, (int)i };
-		opts[i].set(c, opts[i].name, opts[i].def);
+		opt_set(c, &opts[i], opts[i].name, opts[i].def);
 	}
 	lopts[i++] = (struct option){ "help", no_argument, NULL, 'h' };
 	lopts[i++] = (struct option){ "version", no_argument, NULL, 'V' };
@@ -534,7 +464,7 @@ conf_load(struct conf *c, int argc, char **argv)
 	for (i = 0; i < NOPTS; i++) {
 		const char *v = getenv(opts[i].env);
 		if (v != NULL)
-			opts[i].set(c, opts[i].env, v);
+			opt_set(c, &opts[i], opts[i].env, v);
 	}
 
 	opterr = 0;
@@ -554,7 +484,7 @@ conf_load(struct conf *c, int argc, char **argv)
 		if (ch == ':')
 			log_die("%s: missing value", argv[optind - 1]);
 		snprintf(flag, sizeof(flag), "--%s", opts[ch].name);
-		opts[ch].set(c, flag, optarg);
+		opt_set(c, &opts[ch], flag, optarg);
 	}
 	if (optind < argc)
 		log_die("%s: unexpected argument (see --help)", argv[optind]);
