@@ -79,6 +79,16 @@ size_in(const char *flag, const char *v, uint64_t max)
 	return n;
 }
 
+/* A value that goes into a response header: printable ASCII without
+ * spaces, so no CR or LF can start a header of its own. */
+static void
+header_safe(const char *flag, const char *v)
+{
+	for (const char *p = v; *p; p++)
+		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
+			log_die("%s: only printable ASCII without spaces is allowed", flag);
+}
+
 static void
 set_dir(struct conf *c, const char *f, const char *v)
 {
@@ -101,13 +111,11 @@ set_mode(struct conf *c, const char *f, const char *v)
 static void
 set_accel_prefix(struct conf *c, const char *f, const char *v)
 {
-	/* The prefix goes into a response header: printable ASCII only, and
-	 * it must be an absolute URI path for nginx to redirect to it. */
+	/* The prefix goes into a response header, and it must be an
+	 * absolute URI path for nginx to redirect to it. */
 	if (v[0] != '/')
 		log_die("%s: \"%s\" must start with /", f, v);
-	for (const char *p = v; *p; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			log_die("%s: only printable ASCII without spaces is allowed", f);
+	header_safe(f, v);
 	copy_str(c->accel_prefix, sizeof(c->accel_prefix), f, v);
 }
 
@@ -152,10 +160,7 @@ set_cors_origin(struct conf *c, const char *f, const char *v)
 	const char *p = v;
 
 	/* Checked before it is echoed in a message or a header. */
-	for (p = v; *p; p++)
-		if ((unsigned char)*p <= 0x20 || (unsigned char)*p >= 0x7f)
-			log_die("%s: only printable ASCII without spaces is allowed", f);
-	p = v;
+	header_safe(f, v);
 	copy_str(c->cors_origin, sizeof(c->cors_origin), f, v);
 	c->cors_any = strcmp(v, "*") == 0;
 	if (c->cors_any)
