@@ -110,6 +110,31 @@ run(const char *method, const char *uri, const char *inm, const char *ims)
 	return run_with(method, uri, inm, ims, NULL);
 }
 
+/* Runs one request with a query string, Origin and
+ * Access-Control-Request-Method, each NULL when not sent. */
+static int
+run_cors(const char *method, const char *uri, const char *query,
+    const char *origin, const char *acrm)
+{
+	char q[128], o[128], m[64];
+	const char *extra[4] = { NULL };
+	size_t n = 0;
+
+	if (query != NULL) {
+		snprintf(q, sizeof(q), "QUERY_STRING=%s", query);
+		extra[n++] = q;
+	}
+	if (origin != NULL) {
+		snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", origin);
+		extra[n++] = o;
+	}
+	if (acrm != NULL) {
+		snprintf(m, sizeof(m), "HTTP_ACCESS_CONTROL_REQUEST_METHOD=%s", acrm);
+		extra[n++] = m;
+	}
+	return run_with(method, uri, NULL, NULL, extra);
+}
+
 /* Value of header name in the captured response, or "" . */
 static const char *
 header(const char *name)
@@ -439,24 +464,9 @@ main(void)
 	/* Cache policy and CORS, bytes mode. */
 	setup_conf(MODE_BYTES);
 	for (size_t i = 0; i < NELEM(policy); i++) {
-		char q[128], o[128], m[64];
-		const char *extra[4] = { NULL };
-		size_t n = 0;
-		int st;
+		int st = run_cors(policy[i].method, policy[i].uri, policy[i].query,
+		    policy[i].origin, policy[i].acrm);
 
-		if (policy[i].query != NULL) {
-			snprintf(q, sizeof(q), "QUERY_STRING=%s", policy[i].query);
-			extra[n++] = q;
-		}
-		if (policy[i].origin != NULL) {
-			snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", policy[i].origin);
-			extra[n++] = o;
-		}
-		if (policy[i].acrm != NULL) {
-			snprintf(m, sizeof(m), "HTTP_ACCESS_CONTROL_REQUEST_METHOD=%s", policy[i].acrm);
-			extra[n++] = m;
-		}
-		st = run_with(policy[i].method, policy[i].uri, NULL, NULL, extra);
 		ok(st == policy[i].status && strcmp(header("Cache-Control"), policy[i].cc) == 0 &&
 		    strcmp(header("Access-Control-Allow-Origin"), policy[i].acao) == 0 &&
 		    strcmp(header(policy[i].name), policy[i].value) == 0 &&
@@ -498,20 +508,9 @@ main(void)
 	}
 	c.writes = 1;
 	for (size_t i = 0; i < NELEM(writes); i++) {
-		char o[128], m[64];
-		const char *extra[3] = { NULL };
-		size_t n = 0;
-		int st;
+		int st = run_cors(writes[i].method, writes[i].uri, NULL, writes[i].origin,
+		    writes[i].acrm);
 
-		if (writes[i].origin != NULL) {
-			snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", writes[i].origin);
-			extra[n++] = o;
-		}
-		if (writes[i].acrm != NULL) {
-			snprintf(m, sizeof(m), "HTTP_ACCESS_CONTROL_REQUEST_METHOD=%s", writes[i].acrm);
-			extra[n++] = m;
-		}
-		st = run_with(writes[i].method, writes[i].uri, NULL, NULL, extra);
 		ok(st == writes[i].status && strcmp(header(writes[i].name), writes[i].value) == 0,
 		    "writes on: %s %s -> %d, %s \"%s\"", writes[i].method, writes[i].uri, st,
 		    writes[i].name, header(writes[i].name));
@@ -541,11 +540,7 @@ main(void)
 	c.cors_any = 0;
 	strcpy(c.cors_origin, "https://a.example,https://b.example:8443");
 	for (size_t i = 0; i < NELEM(origins); i++) {
-		char o[128];
-		const char *extra[2] = { o, NULL };
-
-		snprintf(o, sizeof(o), "HTTP_ORIGIN=%s", origins[i].origin ? origins[i].origin : "");
-		run_with("GET", "/1000", NULL, NULL, origins[i].origin ? extra : NULL);
+		run_cors("GET", "/1000", NULL, origins[i].origin, NULL);
 		ok(strcmp(header("Access-Control-Allow-Origin"), origins[i].acao) == 0 &&
 		    strcmp(header("Timing-Allow-Origin"), origins[i].acao) == 0 &&
 		    strcmp(header("Vary"), "Origin") == 0 &&
@@ -554,14 +549,9 @@ main(void)
 		    origins[i].origin ? origins[i].origin : "(none)",
 		    header("Access-Control-Allow-Origin"), header("Vary"));
 	}
-	{
-		static const char *const pre[] = { "HTTP_ORIGIN=https://b.example:8443",
-		    "HTTP_ACCESS_CONTROL_REQUEST_METHOD=GET", NULL };
-
-		ok(run_with("OPTIONS", "/1000", NULL, NULL, pre) == 204 &&
-		    strcmp(header("Access-Control-Allow-Origin"), "https://b.example:8443") == 0 &&
-		    strcmp(header("Vary"), "Origin") == 0, "--cors-origin list: preflight echoes the origin");
-	}
+	ok(run_cors("OPTIONS", "/1000", NULL, "https://b.example:8443", "GET") == 204 &&
+	    strcmp(header("Access-Control-Allow-Origin"), "https://b.example:8443") == 0 &&
+	    strcmp(header("Vary"), "Origin") == 0, "--cors-origin list: preflight echoes the origin");
 	c.cors_any = 1;
 	strcpy(c.cors_origin, "*");
 
