@@ -1,7 +1,8 @@
 /*
  * resolve: lookups revalidated against the filesystem on every request with
  * one fstatat per candidate name (two for a symlink); a file is opened only
- * when it is new or changed (a different inode, size, mtime or ctime).
+ * to be streamed, or when it is new or changed (a different inode, size,
+ * mtime or ctime).
  */
 #include "resolve.h"
 #include "ext.h"
@@ -67,6 +68,20 @@ read_full(int fd, unsigned char *buf, size_t len, off_t off)
 	return 0;
 }
 
+/* Fills *a from entry e, without a descriptor. */
+static void
+from_entry(const struct cache_entry *e, struct avatar *a)
+{
+	memset(a, 0, sizeof(*a));
+	a->id = e->id;
+	a->fd = -1;
+	memcpy(a->name, e->name, sizeof(a->name));
+	a->ident = e->ident;
+	a->type = e->type;
+	a->body = e->body;
+	a->body_len = e->body_len;
+}
+
 /* Notes on a new entry what name itself was when it was looked up. */
 static struct cache_entry *
 remember(struct cache_entry *e, const struct stat *lst)
@@ -80,11 +95,14 @@ remember(struct cache_entry *e, const struct stat *lst)
 
 /*
  * Opens, checks and (in bytes mode) loads one candidate; lst is what
- * fstatat without following found under name just before. Returns 0 with
- * *a filled, or -1 when the candidate does not count.
+ * fstatat without following found under name just before. known: NULL, or
+ * the entry for name, still valid but held without its bytes (a file over
+ * file_max, streamed). Returns 0 with *a filled, or -1 when the candidate
+ * does not count.
  */
 static int
-load(int64_t id, const char *name, const struct stat *lst, struct avatar *a)
+load(int64_t id, const char *name, const struct stat *lst,
+    const struct cache_entry *known, struct avatar *a)
 {
 	struct stat st, st2;
 	unsigned char head[SNIFF_HEAD_LEN], tail[SNIFF_TAIL_LEN];
@@ -112,6 +130,18 @@ again:
 	if (!S_ISREG(st.st_mode)) {
 		log_warnx("%s: refused: not a regular file", name);
 		goto fail;
+	}
+	/* The very file the entry was made from: its start and end were
+	 * checked then and are not read again for every request. */
+	if (known != NULL) {
+		struct cache_ident ci;
+
+		cache_ident_from_stat(&ci, &st);
+		if (cache_ident_equal(&known->ident, &ci)) {
+			from_entry(known, a);
+			a->fd = fd;
+			return 0;
+		}
 	}
 	hlen = st.st_size < SNIFF_HEAD_LEN ? (size_t)st.st_size : SNIFF_HEAD_LEN;
 	if (read_full(fd, head, hlen, 0) == -1) {
@@ -213,7 +243,7 @@ still_valid(const struct cache_entry *e, const char *name, const struct stat *ls
 int
 resolve_avatar(int64_t id, struct avatar *a)
 {
-	struct cache_entry *e = cache_get(id);
+	struct cache_entry *e = cache_get(id), *known;
 	char name[CACHE_NAME_MAX];
 	struct stat st;
 	const char *ext;
@@ -229,20 +259,16 @@ resolve_avatar(int64_t id, struct avatar *a)
 			log_warnx("%s: refused: not a regular file", name);
 			continue;
 		}
-		/* The fast path: the same file as last time. */
-		if (e != NULL && strcmp(e->name, name) == 0 &&
-		    (!want_body || e->body != NULL) && still_valid(e, name, &st)) {
-			memset(a, 0, sizeof(*a));
-			a->id = id;
-			a->fd = -1;
-			memcpy(a->name, e->name, sizeof(a->name));
-			a->ident = e->ident;
-			a->type = e->type;
-			a->body = e->body;
-			a->body_len = e->body_len;
-			return 0;
+		known = NULL;
+		if (e != NULL && strcmp(e->name, name) == 0 && still_valid(e, name, &st)) {
+			/* The fast path: the same file as last time. */
+			if (!want_body || e->body != NULL) {
+				from_entry(e, a);
+				return 0;
+			}
+			known = e;
 		}
-		if (load(id, name, &st, a) == 0)
+		if (load(id, name, &st, known, a) == 0)
 			return 0;
 		/* Whatever was cached for this id is stale now. */
 		cache_drop(id);

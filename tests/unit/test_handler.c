@@ -404,6 +404,15 @@ main(void)
 		ok(run("GET", "/3000", NULL, NULL) == 200 && body_is(big, sizeof(big)),
 		    "200 kB file streamed whole");
 		ok(cache_used() < before + 1024, "and not held in the cache");
+		ok(run("GET", "/3000", NULL, NULL) == 200 && body_is(big, sizeof(big)),
+		    "streamed whole again");
+		/* Cut short in place: the next request checks it again. */
+		put_file("3000.png", big, sizeof(big) - 1);
+		ok(run("GET", "/3000", NULL, NULL) == 200 && body_is(JPG, sizeof(JPG) - 1),
+		    "a streamed file cut short is refused at the next request");
+		put_file("3000.png", big, sizeof(big));
+		ok(run("GET", "/3000", NULL, NULL) == 200 && body_is(big, sizeof(big)),
+		    "and served again once whole");
 	}
 
 	/* --missing 404 */
