@@ -49,6 +49,7 @@ MODS    += store
 MODS    += image
 MODS    += upload
 MODS    += write
+MODS    += variant
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 

@@ -5,6 +5,7 @@
 #include "conf.h"
 #include "log.h"
 #include "num.h"
+#include "reqparse.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -241,6 +242,86 @@ set_max_pixels(struct conf *c, const char *f, const char *v)
 		log_die("%s: must be at least 1", f);
 }
 
+/* A comma-separated list, each item to fn; "none" or "" is the empty list. */
+static void
+each_item(struct conf *c, const char *f, const char *v,
+    void (*fn)(struct conf *, const char *, const char *))
+{
+	char item[64];
+	const char *p = v, *comma;
+
+	if (strcmp(v, "none") == 0)
+		return;
+	while (*p != '\0') {
+		size_t n;
+
+		comma = strchr(p, ',');
+		n = comma ? (size_t)(comma - p) : strlen(p);
+		if (n == 0 || n >= sizeof(item))
+			log_die("%s: \"%s\" is not a comma-separated list", f, v);
+		memcpy(item, p, n);
+		item[n] = '\0';
+		fn(c, f, item);
+		p += n + (comma != NULL);
+		if (comma != NULL && *p == '\0')
+			log_die("%s: \"%s\" is not a comma-separated list", f, v);
+	}
+}
+
+static void
+add_size(struct conf *c, const char *f, const char *item)
+{
+	struct variant_conf *vc = &c->variants;
+	unsigned n = (unsigned)int_in(f, item, REQ_SIZE_MIN, REQ_SIZE_MAX);
+	size_t i;
+
+	if (vc->nsizes == VARIANT_SIZES_MAX)
+		log_die("%s: at most %d sizes", f, VARIANT_SIZES_MAX);
+	/* Kept ascending: variant_pick_size walks up the list. */
+	for (i = vc->nsizes; i > 0 && vc->sizes[i - 1] > n; i--)
+		vc->sizes[i] = vc->sizes[i - 1];
+	if (i > 0 && vc->sizes[i - 1] == n)
+		log_die("%s: %u is listed twice", f, n);
+	vc->sizes[i] = n;
+	vc->nsizes++;
+}
+
+static void
+set_sizes(struct conf *c, const char *f, const char *v)
+{
+	c->variants.nsizes = 0;
+	each_item(c, f, v, add_size);
+}
+
+static void
+add_format(struct conf *c, const char *f, const char *item)
+{
+	if (strcmp(item, "webp") == 0)
+		c->variants.formats |= VARIANT_FMT(SNIFF_WEBP);
+	else if (strcmp(item, "avif") == 0)
+		c->variants.formats |= VARIANT_FMT(SNIFF_AVIF);
+	else
+		log_die("%s: \"%s\" is not one of webp, avif, none", f, item);
+}
+
+static void
+set_formats(struct conf *c, const char *f, const char *v)
+{
+	c->variants.formats = 0;
+	each_item(c, f, v, add_format);
+}
+
+static void
+set_negotiate(struct conf *c, const char *f, const char *v)
+{
+	if (strcmp(v, "on") == 0)
+		c->variants.negotiate = 1;
+	else if (strcmp(v, "off") == 0)
+		c->variants.negotiate = 0;
+	else
+		log_die("%s: \"%s\" is not one of on, off", f, v);
+}
+
 static void
 set_crop(struct conf *c, const char *f, const char *v)
 {
@@ -312,6 +393,12 @@ static const struct opt opts[] = {
 	  "centre, attention (libvips' interest finder) or none" },
 	{ "quality", "AVATAR_QUALITY", "Q", "85", INTEGER(quality, 1, 100),
 	  "JPEG and lossy WebP quality of stored avatars, 1 to 100" },
+	{ "sizes", "AVATAR_SIZES", "LIST", "32,64,128,256,512", SETTER(set_sizes),
+	  "pixel sizes ?s= is served at, made when an avatar is written; none: no sizes" },
+	{ "formats", "AVATAR_FORMATS", "LIST", "webp", SETTER(set_formats),
+	  "formats besides the stored one (webp, avif) made for /ID.webp, /ID.avif; none" },
+	{ "negotiate", "AVATAR_NEGOTIATE", "on|off", "off", SETTER(set_negotiate),
+	  "/ID picks AVIF or WebP from the Accept header (with Vary: Accept)" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

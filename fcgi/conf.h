@@ -12,6 +12,7 @@
 
 #include "image.h"
 #include "sign.h"
+#include "variant.h"
 
 enum conf_mode { MODE_BYTES, MODE_X_ACCEL, MODE_X_SENDFILE };
 enum conf_missing { MISSING_DEFAULT, MISSING_404 };
@@ -65,6 +66,8 @@ struct conf {
 	int64_t max_aspect;
 	enum image_crop crop;
 	int64_t quality;
+	/* Sizes and formats (variant.h): made at write time, served as files. */
+	struct variant_conf variants;
 };
 
 /* Fills *c from the environment and argv; exits 0 for --help/--version and

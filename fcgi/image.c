@@ -322,6 +322,7 @@ encode(const struct image_limits *l, enum sniff_type type, VipsImage *img, void 
 		return vips_gifsave_buffer(img, buf, len, "strip", TRUE, NULL);
 	case SNIFF_WEBP:
 		return vips_webpsave_buffer(img, buf, len, "strip", TRUE, "Q", l->quality, NULL);
+	case SNIFF_AVIF:	/* made by image_variants only (not yet) */
 	case SNIFF_NONE:
 		break;
 	}

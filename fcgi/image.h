@@ -103,4 +103,39 @@ int image_process(const struct image_limits *l, const void *buf, size_t len,
 
 void image_out_free(struct image_out *out);
 
+/*
+ * Variants of an original that is already in the store (cleaned by
+ * image_process, or a hand-filled file the batch command is checking). The
+ * original is decoded once, under the same limits and checks as an upload
+ * (steps 1 to 4 above; max_side, crop and the square are not applied: the
+ * original's shape is kept). Then, for each want[i], in order:
+ *   side 0      the original's own size, encoded as type;
+ *   side > 0    fitted in side x side (shrink only), encoded as type; when
+ *               side is not below the original's long side, emit is called
+ *               with out->bytes NULL and status 0: the caller copies the
+ *               full-size file of that type instead (no upscaling).
+ * type is SNIFF_PNG, SNIFF_JPEG, SNIFF_GIF, SNIFF_WEBP or SNIFF_AVIF. An
+ * animation stays animated in GIF and WebP; AVIF, which libvips 8.14 cannot
+ * save animated, gets status 415 "animation" for an animated original, and
+ * the caller falls back to the stored type. Quality: l->quality for JPEG,
+ * lossy WebP and AVIF (AVIF at its fastest effort, about 1 s a megapixel).
+ * Metadata is stripped from every output.
+ *
+ * emit is called once per want, in order, with out filled like
+ * image_process's (status 0 and bytes, or bytes NULL as above, or a status
+ * and an error for that one variant); its out is freed after it returns.
+ * A non-zero return from emit stops the loop. Returns 0, or the status of
+ * the original's own refusal (413, 415, 422, 500) with *why set to the
+ * limit's name, and then emit is never called. *width and *height: the
+ * original's (one frame), when it decoded.
+ */
+struct image_want {
+	unsigned side;			/* 0: the original's size */
+	enum sniff_type type;
+};
+typedef int image_emit_fn(void *ctx, size_t i, const struct image_out *out);
+int image_variants(const struct image_limits *l, const void *buf, size_t len,
+    const struct image_want *want, size_t n, image_emit_fn *emit, void *ctx,
+    unsigned *width, unsigned *height, const char **why);
+
 #endif

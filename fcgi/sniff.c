@@ -20,7 +20,19 @@ sniff_type(const unsigned char *h, size_t n)
 	/* WebP: a RIFF container whose form type is WEBP. */
 	if (n >= 12 && memcmp(h, "RIFF", 4) == 0 && memcmp(h + 8, "WEBP", 4) == 0)
 		return SNIFF_WEBP;
+	/* AVIF: an ISO BMFF file whose first box is "ftyp" with the major
+	 * brand "avif" (still) or "avis" (sequence), as libheif writes it. */
+	if (n >= 12 && memcmp(h + 4, "ftyp", 4) == 0 &&
+	    (memcmp(h + 8, "avif", 4) == 0 || memcmp(h + 8, "avis", 4) == 0))
+		return SNIFF_AVIF;
 	return SNIFF_NONE;
+}
+
+static uint32_t
+be32(const unsigned char *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 |
+	    (uint32_t)p[3];
 }
 
 static uint32_t
@@ -64,10 +76,17 @@ sniff_whole(enum sniff_type type, const unsigned char *head, size_t hlen,
 		if (hlen < 12 || (uint64_t)le32(head + 4) + 8 > size)
 			return "WebP shorter than its RIFF header says (truncated?)";
 		return NULL;
+	case SNIFF_AVIF:
+		/* Only variants are AVIF, and only this program writes them:
+		 * the check is that more than the ftyp box is there. An ISO
+		 * BMFF file has no end marker to look for. */
+		if (hlen < 12 || be32(head) < 16 || (uint64_t)be32(head) + 8 > size)
+			return "AVIF with nothing after its ftyp box (truncated?)";
+		return NULL;
 	case SNIFF_NONE:
 		break;
 	}
-	return "not a PNG, JPEG, GIF or WebP image";
+	return "not a PNG, JPEG, GIF, WebP or AVIF image";
 }
 
 const char *
@@ -79,6 +98,7 @@ sniff_mime(enum sniff_type type)
 		[SNIFF_JPEG] = "image/jpeg",
 		[SNIFF_GIF] = "image/gif",
 		[SNIFF_WEBP] = "image/webp",
+		[SNIFF_AVIF] = "image/avif",
 	};
 	return mime[type];
 }

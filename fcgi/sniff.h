@@ -9,7 +9,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum sniff_type { SNIFF_NONE, SNIFF_PNG, SNIFF_JPEG, SNIFF_GIF, SNIFF_WEBP };
+enum sniff_type { SNIFF_NONE, SNIFF_PNG, SNIFF_JPEG, SNIFF_GIF, SNIFF_WEBP, SNIFF_AVIF };
 
 /* Bytes of a file's start a caller must read to tell every type apart
  * and check its header (sniff_whole): a PNG's IHDR ends at byte 16. */
