@@ -14,9 +14,9 @@ static struct cache_entry *lru_head, *lru_tail;	/* head: most recent */
 static size_t used, limit;
 
 static size_t
-bucket(int64_t id)
+bucket(int64_t id, uint32_t kind)
 {
-	uint64_t x = (uint64_t)id * 0x9e3779b97f4a7c15ULL;
+	uint64_t x = ((uint64_t)id ^ (uint64_t)kind << 40) * 0x9e3779b97f4a7c15ULL;
 
 	return (size_t)(x >> 52) & (NBUCKETS - 1);
 }
@@ -54,10 +54,10 @@ lru_push(struct cache_entry *e)
 }
 
 struct cache_entry *
-cache_get(int64_t id)
+cache_get(int64_t id, uint32_t kind)
 {
-	for (struct cache_entry *e = buckets[bucket(id)]; e; e = e->hnext)
-		if (e->id == id) {
+	for (struct cache_entry *e = buckets[bucket(id, kind)]; e; e = e->hnext)
+		if (e->id == id && e->kind == kind) {
 			if (e != lru_head) {
 				lru_unlink(e);
 				lru_push(e);
@@ -70,7 +70,7 @@ cache_get(int64_t id)
 static void
 entry_free(struct cache_entry *e)
 {
-	struct cache_entry **pp = &buckets[bucket(e->id)];
+	struct cache_entry **pp = &buckets[bucket(e->id, e->kind)];
 
 	while (*pp != e)
 		pp = &(*pp)->hnext;
@@ -82,23 +82,23 @@ entry_free(struct cache_entry *e)
 }
 
 void
-cache_drop(int64_t id)
+cache_drop(int64_t id, uint32_t kind)
 {
-	for (struct cache_entry *e = buckets[bucket(id)]; e; e = e->hnext)
-		if (e->id == id) {
+	for (struct cache_entry *e = buckets[bucket(id, kind)]; e; e = e->hnext)
+		if (e->id == id && e->kind == kind) {
 			entry_free(e);
 			return;
 		}
 }
 
 struct cache_entry *
-cache_put(int64_t id, const char *name, const struct cache_ident *ident,
+cache_put(int64_t id, uint32_t kind, const char *name, const struct cache_ident *ident,
     enum sniff_type type, unsigned char *body, size_t body_len)
 {
 	struct cache_entry *e;
 	size_t cost = sizeof(*e) + (body ? body_len : 0);
 
-	cache_drop(id);
+	cache_drop(id, kind);
 	if (cost > limit)
 		goto fail;
 	while (used + cost > limit && lru_tail != NULL)
@@ -106,14 +106,15 @@ cache_put(int64_t id, const char *name, const struct cache_ident *ident,
 	if ((e = calloc(1, sizeof(*e))) == NULL)
 		goto fail;
 	e->id = id;
+	e->kind = kind;
 	strncpy(e->name, name, sizeof(e->name) - 1);
 	e->ident = *ident;
 	e->type = type;
 	e->body = body;
 	e->body_len = body ? body_len : 0;
 	e->cost = cost;
-	e->hnext = buckets[bucket(id)];
-	buckets[bucket(id)] = e;
+	e->hnext = buckets[bucket(id, kind)];
+	buckets[bucket(id, kind)] = e;
 	lru_push(e);
 	used += cost;
 	return e;

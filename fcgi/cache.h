@@ -14,8 +14,8 @@
 
 #include "sniff.h"
 
-/* "-9223372036854775808.jpeg" plus NUL fits. */
-#define CACHE_NAME_MAX 32
+/* A variant's name (variant.h's VARIANT_NAME_MAX) fits. */
+#define CACHE_NAME_MAX 72
 
 struct cache_ident {
 	dev_t dev;
@@ -24,8 +24,14 @@ struct cache_ident {
 	struct timespec mtime, ctime;
 };
 
+/*
+ * Entries are keyed by id and kind: kind 0 is the avatar's own file, any
+ * other value one of its variants (handler.c's numbering), so an avatar's
+ * sizes and formats are cached side by side.
+ */
 struct cache_entry {
 	int64_t id;
+	uint32_t kind;
 	char name[CACHE_NAME_MAX];	/* file name inside the directory */
 	struct cache_ident ident;	/* the file that was opened */
 	/* When name is a symlink: the link itself, so that the entry is only
@@ -42,17 +48,17 @@ struct cache_entry {
 
 /* limit: bytes of entries and bodies together. */
 void cache_init(size_t limit);
-/* Returns the entry for id or NULL; a hit becomes most recently used. */
-struct cache_entry *cache_get(int64_t id);
+/* Returns the entry for (id, kind) or NULL; a hit becomes most recently used. */
+struct cache_entry *cache_get(int64_t id, uint32_t kind);
 /*
- * Stores (replacing any old entry for id) and takes ownership of body, a
+ * Stores (replacing any old entry for id and kind) and takes ownership of body, a
  * malloc'd buffer or NULL. Returns the entry, or NULL when it cannot be
  * held within the limit (body is then freed).
  */
-struct cache_entry *cache_put(int64_t id, const char *name,
+struct cache_entry *cache_put(int64_t id, uint32_t kind, const char *name,
     const struct cache_ident *ident, enum sniff_type type,
     unsigned char *body, size_t body_len);
-void cache_drop(int64_t id);
+void cache_drop(int64_t id, uint32_t kind);
 /* Bytes currently held, for tests. */
 size_t cache_used(void);
 

@@ -19,9 +19,10 @@ enum conf_missing { MISSING_DEFAULT, MISSING_404 };
 
 #define CONF_PATH_MAX 1024
 /* The longest absolute --dir in x-sendfile mode: "DIR/NAME" with the
- * longest avatar file name (31 bytes) stays below CONF_PATH_MAX, and resp.c
- * keeps room for a path that long in its header block. */
-#define CONF_XSENDFILE_DIR_MAX (CONF_PATH_MAX - 33)
+ * longest name the read path sends, a variant's (VARIANT_NAME_MAX with its
+ * NUL), stays below CONF_PATH_MAX, and resp.c keeps room for a path that
+ * long in its header block. */
+#define CONF_XSENDFILE_DIR_MAX (CONF_PATH_MAX - VARIANT_NAME_MAX - 1)
 /* --cors-origin: "*", or up to this many bytes of comma-separated origins. */
 #define CONF_CORS_MAX 1024
 

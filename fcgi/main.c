@@ -98,16 +98,17 @@ main(int argc, char **argv)
 		perror("avatar.fcgi: shared counters");
 		return 2;
 	}
-	/* With a key file, the upload processes start before any read worker
-	 * exists, so every worker inherits the job queue and none of them
-	 * ever holds libvips. */
+	/* The upload processes start before any read worker exists, so every
+	 * worker inherits the job queue and none of them ever holds libvips.
+	 * They take writes (with a key file) and make the variants a read
+	 * found missing (with sizes or formats configured). */
 	w.upload_fd = -1;
-	if (c.keys.n > 0) {
+	if (c.keys.n > 0 || c.variants.nsizes > 0 || c.variants.formats != 0) {
 		if ((w.upload_fd = upload_start(&c, w.listen_fd)) == -1) {
 			perror("avatar.fcgi: upload processes");
 			return 2;
 		}
-		c.writes = 1;
+		c.writes = c.keys.n > 0;
 	}
 	if (c.workers == 0) {
 		stats_set_workers(1, 1, 0);

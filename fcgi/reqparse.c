@@ -3,7 +3,6 @@
  * filesystem; no byte of the path leaves it except as the canonical number.
  */
 #include "reqparse.h"
-#include "ext.h"
 #include "num.h"
 
 #include <string.h>
@@ -45,23 +44,90 @@ last_segment(const char *s, size_t len, size_t *seglen)
 	return seg;
 }
 
+/*
+ * The extensions a path may end in, and the format each asks for. The
+ * ones a stored file may have (ext.h) mean "as stored", whatever the
+ * file's real type, so no URL that worked before changes what it returns;
+ * .webp also names WebP when WebP variants are made, and .avif exists
+ * only as a variant.
+ */
+static const struct {
+	const char *ext;
+	enum sniff_type want;
+} path_exts[] = {
+	{ ".png", SNIFF_NONE }, { ".jpg", SNIFF_NONE }, { ".jpeg", SNIFF_NONE },
+	{ ".gif", SNIFF_NONE }, { ".webp", SNIFF_WEBP }, { ".avif", SNIFF_AVIF },
+};
+
 int
-req_parse_id(const char *path, size_t len, int64_t *id)
+req_parse_target(const char *path, size_t len, int64_t *id, enum sniff_type *want,
+    int *bare)
 {
 	size_t seglen;
-	const char *seg = last_segment(path, len, &seglen), *ext;
+	const char *seg = last_segment(path, len, &seglen);
 
-	/* A request may name the avatar with any of the extensions its file
-	 * may have (ext.h), whatever the file's real one. */
-	for (size_t i = 0; (ext = ext_name(i)) != NULL; i++) {
-		size_t elen = strlen(ext);
+	*want = SNIFF_NONE;
+	*bare = 1;
+	for (size_t i = 0; i < sizeof(path_exts) / sizeof(path_exts[0]); i++) {
+		size_t elen = strlen(path_exts[i].ext);
 
-		if (seglen > elen && strncasecmp(seg + seglen - elen, ext, elen) == 0) {
+		if (seglen > elen &&
+		    strncasecmp(seg + seglen - elen, path_exts[i].ext, elen) == 0) {
 			seglen -= elen;
+			*want = path_exts[i].want;
+			*bare = 0;
 			break;
 		}
 	}
 	return num_parse(seg, seglen, INT64_MIN, INT64_MAX, id);
+}
+
+int
+req_parse_id(const char *path, size_t len, int64_t *id)
+{
+	enum sniff_type want;
+	int bare;
+
+	return req_parse_target(path, len, id, &want, &bare);
+}
+
+/*
+ * Whether an Accept header (RFC 9110 section 12.5.1) names type with a
+ * non-zero weight. Only exact media types count: a wildcard stands for
+ * "anything", which is exactly what a client that cannot decode AVIF
+ * sends too, so it never selects a format.
+ */
+static int
+accepts(const char *val, size_t vlen, const char *type)
+{
+	size_t tlen = strlen(type), off = 0;
+
+	while (off < vlen) {
+		const char *p = val + off, *comma = memchr(p, ',', vlen - off);
+		size_t n = comma ? (size_t)(comma - p) : vlen - off, i = 0, te;
+		const char *semi;
+
+		off += n + 1;
+		while (i < n && (p[i] == ' ' || p[i] == '\t'))
+			i++;
+		semi = memchr(p + i, ';', n - i);
+		te = semi ? (size_t)(semi - p) : n;
+		while (te > i && (p[te - 1] == ' ' || p[te - 1] == '\t'))
+			te--;
+		if (te - i != tlen || strncasecmp(p + i, type, tlen) != 0)
+			continue;
+		if (semi == NULL)
+			return 1;
+		/* q=0 (or 0.0, 0.000) means "not acceptable". */
+		for (const char *q = semi; q + 2 <= p + n; q++)
+			if (q[0] == 'q' && q[1] == '=') {
+				for (q += 2; q < p + n && (*q == '0' || *q == '.'); q++)
+					;
+				return q < p + n && *q >= '1' && *q <= '9';
+			}
+		return 1;
+	}
+	return 0;
 }
 
 /*
@@ -202,7 +268,10 @@ req_params_set(struct req_params *p, const char *name, size_t nlen,
 		p->inm_state = store(p->inm, sizeof(p->inm), val, vlen);
 	else if (name_is(name, nlen, "HTTP_IF_MODIFIED_SINCE"))
 		p->ims_state = store(p->ims, sizeof(p->ims), val, vlen);
-	else if (name_is(name, nlen, "HTTP_ORIGIN"))
+	else if (name_is(name, nlen, "HTTP_ACCEPT")) {
+		p->accept_avif = accepts(val, vlen, "image/avif");
+		p->accept_webp = accepts(val, vlen, "image/webp");
+	} else if (name_is(name, nlen, "HTTP_ORIGIN"))
 		p->origin_state = store(p->origin, sizeof(p->origin), val, vlen);
 	else if (name_is(name, nlen, "REMOTE_ADDR")) {
 		if (store(p->remote_addr, sizeof(p->remote_addr), val, vlen) != REQ_OK)
@@ -257,7 +326,8 @@ req_parse(const struct req_params *p, struct req *r)
 		else if (segment_is(seg, "metrics"))
 			r->kind = REQ_METRICS;
 		else if (seg->state == REQ_OK)
-			r->has_id = req_parse_id(seg->s, seg->len, &r->id) == 0;
+			r->has_id = req_parse_target(seg->s, seg->len, &r->id,
+			    &r->want, &r->bare) == 0;
 	}
 
 	r->q = p->query_string.given ? p->query_string : p->request_uri_query;
@@ -266,6 +336,8 @@ req_parse(const struct req_params *p, struct req *r)
 	r->ims_state = p->ims_state;
 	memcpy(r->ims, p->ims, sizeof(r->ims));
 	memcpy(r->remote_addr, p->remote_addr, sizeof(r->remote_addr));
+	r->accept_avif = p->accept_avif;
+	r->accept_webp = p->accept_webp;
 	r->origin_state = p->origin_state;
 	memcpy(r->origin, p->origin, sizeof(r->origin));
 	r->has_acrm = p->acrm_state != REQ_ABSENT;

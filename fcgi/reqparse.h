@@ -13,6 +13,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "sniff.h"
+
 /* Longest value kept per field (the NUL included). */
 #define REQ_SEG_MAX 32		/* a path's last segment: "-9223372036854775808.jpeg" fits */
 #define REQ_METHOD_MAX 16
@@ -69,6 +71,7 @@ struct req_params {
 	char inm[REQ_INM_MAX];			/* HTTP_IF_NONE_MATCH */
 	enum req_state ims_state;
 	char ims[REQ_IMS_MAX];			/* HTTP_IF_MODIFIED_SINCE */
+	int accept_avif, accept_webp;		/* HTTP_ACCEPT names them */
 	enum req_state origin_state;
 	char origin[REQ_ORIGIN_MAX];		/* HTTP_ORIGIN */
 	enum req_state acrm_state;
@@ -88,6 +91,12 @@ struct req {
 	enum req_kind kind;
 	int has_id;		/* 0: not a canonical id, answer as missing */
 	int64_t id;
+	/* The format the path's extension asks for: SNIFF_WEBP or
+	 * SNIFF_AVIF, or SNIFF_NONE for "as stored" (no extension, or one
+	 * of a stored file's). */
+	enum sniff_type want;
+	int bare;			/* no extension at all: /ID */
+	int accept_avif, accept_webp;	/* for --negotiate */
 	struct req_query q;	/* from QUERY_STRING, else from REQUEST_URI */
 	enum req_state inm_state;	/* REQ_BAD: present, unreadable: no match */
 	char inm[REQ_INM_MAX];
@@ -127,6 +136,11 @@ void req_parse(const struct req_params *p, struct req *r);
  * unit tests and the fuzzer. Returns 0 and sets *id, or -1.
  */
 int req_parse_id(const char *path, size_t len, int64_t *id);
+
+/* As req_parse_id, and *want is the format the extension asks for,
+ * *bare 1 when the path has no extension. */
+int req_parse_target(const char *path, size_t len, int64_t *id,
+    enum sniff_type *want, int *bare);
 
 /* Parses query[0..len) (the part after '?') into *q. Exposed for tests. */
 void req_parse_query(const char *query, size_t len, struct req_query *q);

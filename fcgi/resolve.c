@@ -101,7 +101,7 @@ remember(struct cache_entry *e, const struct stat *lst)
  * does not count.
  */
 static int
-load(int64_t id, const char *name, const struct stat *lst,
+load(int64_t id, uint32_t kind, const char *name, const struct stat *lst,
     const struct cache_entry *known, struct avatar *a)
 {
 	struct stat st, st2;
@@ -190,7 +190,7 @@ again:
 			log_warnx("%s: changing while read; not served", name);
 			goto fail;
 		}
-		if ((e = remember(cache_put(id, name, &a->ident, type, body,
+		if ((e = remember(cache_put(id, kind, name, &a->ident, type, body,
 		    (size_t)st.st_size), lst)) == NULL) {
 			/* Larger than the whole cache: stream it instead. */
 			goto stream;
@@ -200,7 +200,7 @@ again:
 		close(fd);
 		return 0;
 	}
-	(void)remember(cache_put(id, name, &a->ident, type, NULL, 0), lst);
+	(void)remember(cache_put(id, kind, name, &a->ident, type, NULL, 0), lst);
 	if (!want_body) {
 		close(fd);
 		return 0;
@@ -240,41 +240,75 @@ still_valid(const struct cache_entry *e, const char *name, const struct stat *ls
 	return cache_ident_equal(&e->ident, &ci);
 }
 
+/*
+ * One candidate name of (id, kind). Returns 0 with *a filled, -1 when the
+ * name exists but does not count, or -2 when there is no such name.
+ */
+static int
+try_name(int64_t id, uint32_t kind, const char *name, struct avatar *a)
+{
+	struct cache_entry *e = cache_get(id, kind), *known = NULL;
+	struct stat st;
+
+	if (fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (errno != ENOENT && errno != ENOTDIR)
+			log_warn("%s: fstatat", name);
+		return errno == ENOENT || errno == ENOTDIR ? -2 : -1;
+	}
+	if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
+		log_warnx("%s: refused: not a regular file", name);
+		return -1;
+	}
+	if (e != NULL && strcmp(e->name, name) == 0 && still_valid(e, name, &st)) {
+		/* The fast path: the same file as last time. */
+		if (!want_body || e->body != NULL) {
+			from_entry(e, a);
+			return 0;
+		}
+		known = e;
+	}
+	if (load(id, kind, name, &st, known, a) == 0)
+		return 0;
+	/* Whatever was cached for this name is stale now. */
+	cache_drop(id, kind);
+	return -1;
+}
+
+/*
+ * One walk through the extensions. A walk is not one atomic look: a store
+ * put that changes the extension renames ID.new into place and then
+ * unlinks ID.old, so a walk that passed ID.new's name before the rename
+ * and reaches ID.old's after the unlink finds no file at all, though the
+ * id always had one (store.h). When no name existed, the walk is made
+ * once more; the second walk starts after the unlink and finds ID.new.
+ */
 int
 resolve_avatar(int64_t id, struct avatar *a)
 {
-	struct cache_entry *e = cache_get(id), *known;
 	char name[CACHE_NAME_MAX];
-	struct stat st;
 	const char *ext;
 
-	for (size_t i = 0; (ext = ext_name(i)) != NULL; i++) {
-		snprintf(name, sizeof(name), "%lld%s", (long long)id, ext);
-		if (fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
-			if (errno != ENOENT)
-				log_warn("%s: fstatat", name);
-			continue;
-		}
-		if (!S_ISREG(st.st_mode) && !S_ISLNK(st.st_mode)) {
-			log_warnx("%s: refused: not a regular file", name);
-			continue;
-		}
-		known = NULL;
-		if (e != NULL && strcmp(e->name, name) == 0 && still_valid(e, name, &st)) {
-			/* The fast path: the same file as last time. */
-			if (!want_body || e->body != NULL) {
-				from_entry(e, a);
+	for (int walk = 0; walk < 2; walk++) {
+		int seen = 0;
+
+		for (size_t i = 0; (ext = ext_name(i)) != NULL; i++) {
+			int rc;
+
+			snprintf(name, sizeof(name), "%lld%s", (long long)id, ext);
+			if ((rc = try_name(id, 0, name, a)) == 0)
 				return 0;
-			}
-			known = e;
+			seen |= rc == -1;
 		}
-		if (load(id, name, &st, known, a) == 0)
-			return 0;
-		/* Whatever was cached for this id is stale now. */
-		cache_drop(id);
-		e = NULL;
+		if (seen)
+			break;
 	}
 	return -1;
+}
+
+int
+resolve_variant(int64_t id, uint32_t kind, const char *name, struct avatar *a)
+{
+	return try_name(id, kind, name, a) == 0 ? 0 : -1;
 }
 
 void

@@ -35,6 +35,13 @@ void resolve_init(int dirfd, int want_body, size_t file_max, size_t cache_limit)
  * *a, or -1 when no candidate counts (each odd candidate is logged). */
 int resolve_avatar(int64_t id, struct avatar *a);
 
+/*
+ * Looks up one variant file, name (variant.h) beneath the directory, with
+ * the same checks as an avatar, cached under (id, kind), kind != 0.
+ * Returns 0 and fills *a, or -1 when it is missing or does not count.
+ */
+int resolve_variant(int64_t id, uint32_t kind, const char *name, struct avatar *a);
+
 /* Closes a->fd if open. */
 void resolve_release(struct avatar *a);
 

@@ -141,20 +141,24 @@ cache_policy(const struct conf *c, const struct req *r, enum resp_status st,
  * origin's answer to another.
  */
 static void
-hdr_cors(struct hdr *h, const struct conf *c, const struct req *r)
+hdr_cors(struct hdr *h, const struct conf *c, const struct req *r, int vary_accept)
 {
 	if (r->kind != REQ_AVATAR)
 		return;
 	hdr_add(h, "Cross-Origin-Resource-Policy: cross-origin\r\n");
 	if (c->cors_any) {
 		hdr_add(h, "Access-Control-Allow-Origin: *\r\nTiming-Allow-Origin: *\r\n");
+		if (vary_accept)
+			hdr_add(h, "Vary: Accept\r\n");
 		return;
 	}
 	if (r->origin_state == REQ_OK &&
 	    conf_cors_allows(c, r->origin, strlen(r->origin)))
 		hdr_add(h, "Access-Control-Allow-Origin: %s\r\nTiming-Allow-Origin: %s\r\n",
 		    r->origin, r->origin);
-	hdr_add(h, "Vary: Origin\r\n");
+	/* One Vary line: nginx's $upstream_http_vary, which the x-accel
+	 * config adds back, holds only the first of several. */
+	hdr_add(h, "Vary: %sOrigin\r\n", vary_accept ? "Accept, " : "");
 }
 
 /* The methods a resource answers: the write path adds PUT and DELETE to
@@ -170,14 +174,15 @@ methods(const struct conf *c, const struct req *r, int for_cors)
 /* Status line, type, lifetime, nosniff and CORS: every answer's start. */
 static void
 hdr_start(struct hdr *h, const struct conf *c, const struct req *r,
-    enum resp_status st, const char *type, const char *cache_control)
+    enum resp_status st, const char *type, const char *cache_control,
+    int vary_accept)
 {
 	hdr_add(h, "Status: %d %s\r\n", (int)st, reason(st));
 	if (type != NULL)
 		hdr_add(h, "Content-Type: %s\r\n", type);
 	hdr_add(h, "Cache-Control: %s\r\nX-Content-Type-Options: nosniff\r\n",
 	    cache_control);
-	hdr_cors(h, c, r);
+	hdr_cors(h, c, r, vary_accept);
 }
 
 int
@@ -192,7 +197,7 @@ resp_plain(const struct conf *c, const struct req *r, enum resp_status st,
 		cache_policy(c, r, st, 0, cc, sizeof(cc));
 		cache_control = cc;
 	}
-	hdr_start(&h, c, r, st, type, cache_control);
+	hdr_start(&h, c, r, st, type, cache_control, 0);
 	if (st == RESP_METHOD_NOT_ALLOWED)
 		hdr_add(&h, "Allow: %s\r\n", methods(c, r, 0));
 	/* Every upload slot was busy, or an upload took too long: the
@@ -225,7 +230,7 @@ resp_options(const struct conf *c, const struct req *r, struct sink *s)
 {
 	struct hdr h = { .len = 0 };
 
-	hdr_start(&h, c, r, RESP_NO_CONTENT, NULL, "no-store");
+	hdr_start(&h, c, r, RESP_NO_CONTENT, NULL, "no-store", 0);
 	hdr_add(&h, "Allow: %s\r\n", methods(c, r, 0));
 	if (r->kind == REQ_AVATAR && r->has_acrm && r->origin_state != REQ_ABSENT) {
 		hdr_add(&h, "Access-Control-Allow-Methods: %s\r\n", methods(c, r, 1));
@@ -247,7 +252,7 @@ resp_options(const struct conf *c, const struct req *r, struct sink *s)
  */
 int
 resp_avatar(const struct conf *c, const struct req *r, const struct avatar *a,
-    int is_default, struct sink *s)
+    unsigned flags, struct sink *s)
 {
 	struct hdr h = { .len = 0 };
 	char cc[80], etag[COND_ETAG_LEN], lm[HTTPDATE_LEN];
@@ -262,8 +267,8 @@ resp_avatar(const struct conf *c, const struct req *r, const struct avatar *a,
 	    r->inm_state == REQ_OK ? r->inm : NULL,
 	    r->ims_state == REQ_OK ? r->ims : NULL, etag, a->ident.mtime.tv_sec))
 		st = RESP_NOT_MODIFIED;
-	cache_policy(c, r, st, is_default, cc, sizeof(cc));
-	hdr_start(&h, c, r, st, type, cc);
+	cache_policy(c, r, st, (flags & RESP_SHORT_LIFE) != 0, cc, sizeof(cc));
+	hdr_start(&h, c, r, st, type, cc, (flags & RESP_VARY_ACCEPT) != 0);
 	hdr_add(&h, "ETag: %s\r\n", etag);
 	if (lm[0] != '\0')
 		hdr_add(&h, "Last-Modified: %s\r\n", lm);

@@ -50,15 +50,19 @@ enum resp_status {
  * Every answer carries Cache-Control (the policy is in resp.c), nosniff
  * and, for avatars, the cross-origin headers (--cors-origin).
  *
- * Answers with avatar a (is_default: it stands in for a missing one, so it
- * gets the short lifetime), or 304 when the request's validators match,
- * in every mode. Returns the status sent, or -1 when the sink failed: the
- * caller must then abort the connection, since the promised Content-Length
- * cannot be kept (the same holds when a file handed to sink->file ends
- * early while it is sent).
+ * Answers with avatar a, or 304 when the request's validators match, in
+ * every mode. flags: RESP_SHORT_LIFE when a stands in for what was asked
+ * (the default avatar for a missing one, or the original while a variant
+ * is being made), so it gets the short lifetime; RESP_VARY_ACCEPT when the
+ * file was chosen by the Accept header. Returns the status sent, or -1
+ * when the sink failed: the caller must then abort the connection, since
+ * the promised Content-Length cannot be kept (the same holds when a file
+ * handed to sink->file ends early while it is sent).
  */
+#define RESP_SHORT_LIFE 1u
+#define RESP_VARY_ACCEPT 2u
 int resp_avatar(const struct conf *c, const struct req *r,
-    const struct avatar *a, int is_default, struct sink *s);
+    const struct avatar *a, unsigned flags, struct sink *s);
 
 /* A small non-image answer (404, 405, /status, /metrics). cache_control:
  * NULL for the policy's choice by status. A 405 carries Allow. */

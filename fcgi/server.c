@@ -125,7 +125,8 @@ struct server {
 	size_t nconns;
 	struct conn *spare;		/* closed ones, for reuse */
 	size_t nspare;
-	int upload_fd;			/* the upload job queue, -1: no writes */
+	int upload_fd;			/* the upload job queue, -1: none */
+	struct handler handler;		/* variant jobs this worker sent */
 	unsigned uploads_waiting;	/* jobs of this worker not answered yet */
 	int stopping;
 	int64_t grace_end, stop_deadline;
@@ -592,7 +593,7 @@ on_end(struct server *s, struct conn *c)
 		else if (st >= 500)
 			stats_inc(ST_ERRORS);
 	} else
-		st = handler_run(s->cf, r, &sk);
+		st = handler_run(s->cf, &s->handler, r, &sk);
 	return answer(s, c, st);
 }
 
@@ -970,6 +971,7 @@ server_setup(struct server *s, const struct conf *cf, int listen_fd, int upload_
 	s->lw.fd = listen_fd;
 	s->sw.kind = W_SIGNAL;
 	s->upload_fd = upload_fd;
+	handler_init(&s->handler, upload_fd);
 
 	sigemptyset(&stop);
 	sigaddset(&stop, SIGTERM);

@@ -26,6 +26,7 @@ struct shared {
 	uint64_t workers_draining;
 	uint64_t restarts;
 	struct slot slot[STATS_SLOTS];
+	struct slot shared;	/* stats_add_shared's, many writers */
 };
 
 static struct shared *sh;
@@ -41,6 +42,9 @@ static const struct {
 	[ST_NOT_FOUND] = { "not_found", "avatar_not_found_total", "Answers 404 Not Found." },
 	[ST_METHOD_NOT_ALLOWED] = { "method_not_allowed", "avatar_method_not_allowed_total", "Answers 405 Method Not Allowed." },
 	[ST_ERRORS] = { "errors", "avatar_errors_total", "Server errors, aborted responses and rejected peers." },
+	[ST_VARIANT_MISSES] = { "variant_misses", "avatar_variant_misses_total", "Sizes or formats asked for before they were made (the best file there was served)." },
+	[ST_VARIANT_JOBS] = { "variant_jobs", "avatar_variant_jobs_total", "Jobs sent to the upload processes to make missing variants." },
+	[ST_VARIANTS_MADE] = { "variants_made", "avatar_variants_made_total", "Variant files written." },
 };
 
 int
@@ -78,6 +82,13 @@ stats_inc(enum stats_counter c)
 }
 
 void
+stats_add_shared(enum stats_counter c, uint64_t n)
+{
+	if (sh != NULL)
+		__atomic_fetch_add(&sh->shared.v[c], n, __ATOMIC_RELAXED);
+}
+
+void
 stats_set_workers(unsigned alive, unsigned current, unsigned draining)
 {
 	if (sh == NULL)
@@ -108,6 +119,7 @@ totals(uint64_t t[ST_NCOUNTERS])
 		t[c] = 0;
 		for (int s = 0; s < STATS_SLOTS; s++)
 			t[c] += __atomic_load_n(&sh->slot[s].v[c], __ATOMIC_RELAXED);
+		t[c] += __atomic_load_n(&sh->shared.v[c], __ATOMIC_RELAXED);
 	}
 }
 

@@ -27,6 +27,9 @@ enum stats_counter {
 	ST_NOT_FOUND,		/* 404 */
 	ST_METHOD_NOT_ALLOWED,	/* 405 */
 	ST_ERRORS,		/* 5xx, aborted responses, rejected peers */
+	ST_VARIANT_MISSES,	/* a size or format asked for was not made yet */
+	ST_VARIANT_JOBS,	/* jobs sent to make an avatar's variants */
+	ST_VARIANTS_MADE,	/* variant files written (upload processes) */
 	ST_NCOUNTERS
 };
 
@@ -36,6 +39,9 @@ int stats_init(void);
 void stats_use_slot(unsigned slot);
 /* Adds one to a counter of this process's slot. */
 void stats_inc(enum stats_counter c);
+/* Adds n to a counter shared by many processes (the upload processes,
+ * which have no slot of their own): an atomic add, for rare events. */
+void stats_add_shared(enum stats_counter c, uint64_t n);
 /*
  * Supervisor-side bookkeeping. alive: workers accepting connections, one
  * per seat of the pool; current: those of them started since the last

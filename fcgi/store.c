@@ -206,12 +206,24 @@ id_name(char *buf, size_t len, int64_t id, const char *ext)
 	snprintf(buf, len, "%lld%s", (long long)id, ext);
 }
 
+/* Tells the hooks about each file an id had before, once the new state
+ * is in place; a NULL hook set does nothing. */
+static void
+tell_replaced(const struct store_hooks *hk, const struct stat *old, size_t n)
+{
+	if (hk == NULL || hk->replaced == NULL)
+		return;
+	for (size_t i = 0; i < n; i++)
+		hk->replaced(hk->ctx, &old[i]);
+}
+
 int
-store_put(int dirfd, int64_t id, const char *ext, const void *bytes, size_t len,
-    int *replaced)
+store_put_hooked(int dirfd, int64_t id, const char *ext, const void *bytes,
+    size_t len, int *replaced, const struct store_hooks *hk)
 {
 	char tmp[NAME_MAX_], name[NAME_MAX_], other[NAME_MAX_];
-	struct stat st;
+	struct stat st, old[8];
+	size_t nold = 0;
 	const char *e;
 	int lfd, err = 0;
 
@@ -220,6 +232,16 @@ store_put(int dirfd, int64_t id, const char *ext, const void *bytes, size_t len,
 		return EINVAL;
 	if ((err = write_tmp(dirfd, id, bytes, len, tmp, sizeof(tmp))) != 0)
 		return err;
+	/* The new file's size and mtime are final now (a rename keeps them):
+	 * what is made from it can be named after it before anyone sees it. */
+	if (hk != NULL && hk->before != NULL) {
+		if (fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+			err = errno;
+			unlinkat(dirfd, tmp, 0);
+			return err;
+		}
+		hk->before(hk->ctx, &st);
+	}
 	if ((lfd = lock_id(dirfd, id)) == -1) {
 		err = errno;
 		unlinkat(dirfd, tmp, 0);
@@ -228,8 +250,13 @@ store_put(int dirfd, int64_t id, const char *ext, const void *bytes, size_t len,
 	point("locked");
 	for (size_t i = 0; (e = ext_name(i)) != NULL; i++) {
 		id_name(other, sizeof(other), id, e);
-		if (fstatat(dirfd, other, &st, AT_SYMLINK_NOFOLLOW) == 0)
+		if (fstatat(dirfd, other, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			*replaced = 1;
+			/* What a reader saw: the file a link leads to. */
+			if (nold < sizeof(old) / sizeof(old[0]) &&
+			    fstatat(dirfd, other, &old[nold], 0) == 0)
+				nold++;
+		}
 	}
 	id_name(name, sizeof(name), id, ext);
 	if (renameat(dirfd, tmp, dirfd, name) == -1) {
@@ -252,15 +279,25 @@ store_put(int dirfd, int64_t id, const char *ext, const void *bytes, size_t len,
 	if (fsync(dirfd) == -1 && err == 0)
 		err = errno;
 	point("done");
+	tell_replaced(hk, old, nold);
 done:
 	close(lfd);
 	return err;
 }
 
 int
-store_delete(int dirfd, int64_t id)
+store_put(int dirfd, int64_t id, const char *ext, const void *bytes, size_t len,
+    int *replaced)
+{
+	return store_put_hooked(dirfd, id, ext, bytes, len, replaced, NULL);
+}
+
+int
+store_delete_hooked(int dirfd, int64_t id, const struct store_hooks *hk)
 {
 	char name[NAME_MAX_];
+	struct stat old[8];
+	size_t nold = 0;
 	const char *e;
 	int lfd, err = 0, removed = 0;
 
@@ -268,6 +305,9 @@ store_delete(int dirfd, int64_t id)
 		return errno;
 	for (size_t i = 0; (e = ext_name(i)) != NULL; i++) {
 		id_name(name, sizeof(name), id, e);
+		if (nold < sizeof(old) / sizeof(old[0]) &&
+		    fstatat(dirfd, name, &old[nold], 0) == 0)
+			nold++;
 		if (unlinkat(dirfd, name, 0) == 0)
 			removed++;
 		else if (errno != ENOENT && err == 0)
@@ -275,10 +315,17 @@ store_delete(int dirfd, int64_t id)
 	}
 	if (removed > 0 && fsync(dirfd) == -1 && err == 0)
 		err = errno;
+	tell_replaced(hk, old, nold);
 	close(lfd);
 	if (err == 0 && removed == 0)
 		err = ENOENT;
 	return err;
+}
+
+int
+store_delete(int dirfd, int64_t id)
+{
+	return store_delete_hooked(dirfd, id, NULL);
 }
 
 /*

@@ -41,6 +41,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/stat.h>
 
 /* Temporary files of a writer that is not known to be alive are removed
  * by store_clean_tmp once they are this old (seconds since last written).
@@ -66,6 +67,25 @@ int store_put(int dirfd, int64_t id, const char *ext, const void *bytes, size_t 
 /* Removes every extension of the id. Returns 0, ENOENT when there was
  * nothing to remove (404), or another errno value. */
 int store_delete(int dirfd, int64_t id);
+
+/*
+ * What a writer makes from an avatar (its variants, vmake.h) follows the
+ * avatar through these. before: the new file is written and synced, its
+ * size and mtime final, and no reader can see it yet (called outside the
+ * lock: it may take long). replaced: once for each file the id had
+ * before, after the change is in place and while the id's lock is held
+ * (keep it short), with that file's stat (of the file a symlink led to).
+ */
+struct store_hooks {
+	void (*before)(void *ctx, const struct stat *st);
+	void (*replaced)(void *ctx, const struct stat *old);
+	void *ctx;
+};
+
+/* store_put and store_delete with hooks (hk may be NULL). */
+int store_put_hooked(int dirfd, int64_t id, const char *ext, const void *bytes,
+    size_t len, int *replaced, const struct store_hooks *hk);
+int store_delete_hooked(int dirfd, int64_t id, const struct store_hooks *hk);
 
 /*
  * Removes temporary files a killed writer left: those not written for

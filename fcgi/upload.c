@@ -3,9 +3,13 @@
  * never touches a FastCGI connection: read workers own those.
  */
 #include "upload.h"
+#include "clock.h"
 #include "image.h"
 #include "log.h"
+#include "stats.h"
 #include "store.h"
+#include "variant.h"
+#include "vmake.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -93,11 +97,15 @@ upload_submit(int qfd, const struct upload_job *job, int *reply_fd)
 	m.len = job->method == UPLOAD_PUT ? job->len : 0;
 	snprintf(m.peer, sizeof(m.peer), "%s", job->peer ? job->peer : "-");
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
+	/* A variants job is fire-and-forget: no reply socket. */
+	sv[0] = sv[1] = -1;
+	if (reply_fd == NULL)
+		nfds = 0;
+	else if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK,
 	    0, sv) == -1)
 		return -1;
 	fds[0] = sv[1];
-	if (job->method == UPLOAD_PUT) {
+	if (job->method == UPLOAD_PUT && reply_fd != NULL) {
 		if ((fds[1] = body_fd(job->body, job->len)) == -1)
 			goto fail;
 		nfds = 2;
@@ -108,19 +116,23 @@ upload_submit(int qfd, const struct upload_job *job, int *reply_fd)
 	iov.iov_len = sizeof(m);
 	mh.msg_iov = &iov;
 	mh.msg_iovlen = 1;
-	mh.msg_control = u.buf;
-	mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
-	cm = CMSG_FIRSTHDR(&mh);
-	cm->cmsg_level = SOL_SOCKET;
-	cm->cmsg_type = SCM_RIGHTS;
-	cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
-	memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+	if (nfds > 0) {
+		mh.msg_control = u.buf;
+		mh.msg_controllen = CMSG_SPACE((size_t)nfds * sizeof(int));
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN((size_t)nfds * sizeof(int));
+		memcpy(CMSG_DATA(cm), fds, (size_t)nfds * sizeof(int));
+	}
 	do
 		n = sendmsg(qfd, &mh, MSG_DONTWAIT | MSG_NOSIGNAL);
 	while (n == -1 && errno == EINTR);
 	if (n != (ssize_t)sizeof(m))
 		goto fail;
 	/* The upload process holds its own copies now. */
+	if (nfds == 0)
+		return 0;
 	close(sv[1]);
 	if (nfds == 2)
 		close(fds[1]);
@@ -130,8 +142,10 @@ fail:
 	saved = errno;
 	if (nfds == 2)
 		close(fds[1]);
-	close(sv[0]);
-	close(sv[1]);
+	if (sv[0] >= 0) {
+		close(sv[0]);
+		close(sv[1]);
+	}
 	errno = saved;
 	return -1;
 }
@@ -242,10 +256,52 @@ limits_from_conf(struct image_limits *l, const struct conf *c)
 	l->quality = (int)c->quality;
 }
 
+/* What the store's hooks need to make and drop an avatar's variants. */
+struct put_ctx {
+	const struct conf *c;
+	int64_t id;
+	const struct image_out *io;	/* NULL for a delete */
+	struct stat made_from;		/* the new file's, once "before" ran */
+	int have_new;
+	struct vmake_result res;
+};
+
+/* Every variant is made before the new avatar is renamed into place, so
+ * the first reader of the new avatar finds its sizes and formats too. */
+static void
+put_before(void *p, const struct stat *st)
+{
+	struct put_ctx *x = p;
+
+	x->made_from = *st;
+	x->have_new = 1;
+	if (vmake_bytes(x->c, x->c->dirfd, x->id, x->io->bytes, x->io->len,
+	    x->io->type, st, &x->res) == -1)
+		log_warnx("variants: %lld: none made (%s)", (long long)x->id,
+		    x->res.why ? x->res.why : "error");
+	stats_add_shared(ST_VARIANTS_MADE, x->res.made + x->res.copied);
+}
+
+/* The variants of the file that was replaced or deleted can never be
+ * served again (their names hold its tag): they go. */
+static void
+put_replaced(void *p, const struct stat *old)
+{
+	struct put_ctx *x = p;
+
+	if (x->have_new && old->st_size == x->made_from.st_size &&
+	    old->st_mtim.tv_sec == x->made_from.st_mtim.tv_sec &&
+	    old->st_mtim.tv_nsec == x->made_from.st_mtim.tv_nsec)
+		return;
+	vmake_drop(x->c, x->c->dirfd, x->id, old);
+}
+
 static void
 do_put(const struct conf *c, const struct job_msg *m, int bfd,
     struct reply_msg *rm)
 {
+	struct put_ctx x = { .c = c, .id = m->id };
+	struct store_hooks hk = { put_before, put_replaced, &x };
 	struct image_limits lim;
 	struct image_out io;
 	struct stat st;
@@ -276,7 +332,9 @@ do_put(const struct conf *c, const struct job_msg *m, int bfd,
 		    detail[0] ? ",\"detail\":\"" : "", detail, detail[0] ? "\"" : "");
 		goto done;
 	}
-	if ((e = store_put(c->dirfd, m->id, io.ext, io.bytes, io.len, &replaced)) != 0) {
+	x.io = &io;
+	if ((e = store_put_hooked(c->dirfd, m->id, io.ext, io.bytes, io.len,
+	    &replaced, &hk)) != 0) {
 		errno = e;
 		log_warn("upload: %lld: store", (long long)m->id);
 		reply_set(rm, 500, "{\"error\":\"the avatar could not be stored\"}");
@@ -295,7 +353,9 @@ done:
 static void
 do_delete(const struct conf *c, const struct job_msg *m, struct reply_msg *rm)
 {
-	int e = store_delete(c->dirfd, m->id);
+	struct put_ctx x = { .c = c, .id = m->id };
+	struct store_hooks hk = { NULL, put_replaced, &x };
+	int e = store_delete_hooked(c->dirfd, m->id, &hk);
 
 	if (e == 0) {
 		rm->status = 204;
@@ -340,7 +400,8 @@ recv_job(int qfd, struct job_msg *m, int *reply_fd, int *bfd)
 
 			memcpy(fds, CMSG_DATA(cm), (k > 2 ? 2 : k) * sizeof(int));
 		}
-	if (n != (ssize_t)sizeof(*m) || m->magic != JOB_MAGIC || fds[0] < 0 ||
+	if (n != (ssize_t)sizeof(*m) || m->magic != JOB_MAGIC ||
+	    (fds[0] < 0 && m->method != UPLOAD_VARIANTS) ||
 	    (mh.msg_flags & (MSG_TRUNC | MSG_CTRUNC))) {
 		log_warnx("upload: malformed job dropped");
 		for (int i = 0; i < 2; i++)
@@ -362,11 +423,37 @@ client_gone(int reply_fd)
 	return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
+/* A read worker found a size or format missing: make what id lacks. */
+static void
+do_variants(const struct conf *c, const struct job_msg *m)
+{
+	struct vmake_result res;
+	int64_t t0 = clock_ms();
+
+	memset(&res, 0, sizeof(res));
+	if (vmake_id(c, c->dirfd, m->id, &res) == -1) {
+		if (errno != ENOENT)
+			log_warn("variants: %lld", (long long)m->id);
+		return;
+	}
+	stats_add_shared(ST_VARIANTS_MADE, res.made + res.copied);
+	if (res.made + res.copied + res.failed > 0 || res.status != 0)
+		log_info("variants: %lld: made %u, copied %u, kept %u, failed %u%s%s "
+		    "in %lld ms", (long long)m->id, res.made, res.copied, res.kept,
+		    res.failed, res.why ? ", refused: " : "", res.why ? res.why : "",
+		    (long long)(clock_ms() - t0));
+}
+
 static void
 serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
 {
 	struct reply_msg rm;
 	char peer[80];
+
+	if (m->method == UPLOAD_VARIANTS) {
+		do_variants(c, m);
+		return;
+	}
 
 	memset(&rm, 0, sizeof(rm));
 	/* The read worker closes its end when it gave up waiting (it told
@@ -425,7 +512,8 @@ uploader_run(const struct conf *c, int qfd)
 		if (r < 0)
 			continue;
 		serve_job(c, &m, reply_fd, bfd);
-		close(reply_fd);
+		if (reply_fd >= 0)
+			close(reply_fd);
 		if (bfd >= 0)
 			close(bfd);
 	}

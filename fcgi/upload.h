@@ -21,7 +21,9 @@
 
 #include "conf.h"
 
-enum upload_method { UPLOAD_PUT = 1, UPLOAD_DELETE = 2 };
+/* UPLOAD_VARIANTS: make the missing variants of an id (vmake.h); sent by
+ * a read worker with no reply socket, and never answered. */
+enum upload_method { UPLOAD_PUT = 1, UPLOAD_DELETE = 2, UPLOAD_VARIANTS = 3 };
 
 /* The JSON answer of a write is small: an id, a type, two dimensions, a
  * size and a URL, or one error sentence. */
@@ -50,7 +52,8 @@ struct upload_reply {
 int upload_start(const struct conf *c, int close_in_child);
 
 /*
- * Submits a job. Returns 0 and sets *reply_fd (non-blocking; readable when
+ * Submits a job. reply_fd NULL: an UPLOAD_VARIANTS job, never answered.
+ * Returns 0 and sets *reply_fd (non-blocking; readable when
  * the answer is there or the upload process died), or -1: errno EAGAIN when
  * the queue is full (answer 503 with Retry-After), anything else on failure.
  */

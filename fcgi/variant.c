@@ -21,10 +21,11 @@ variant_pick_size(const struct variant_conf *vc, int64_t n)
 
 enum sniff_type
 variant_pick_format(const struct variant_conf *vc, enum sniff_type want,
-    int accept_avif, int accept_webp, enum sniff_type stored, int *vary_accept)
+    int bare, int accept_avif, int accept_webp, enum sniff_type stored,
+    int *vary_accept)
 {
 	*vary_accept = 0;
-	if (want == SNIFF_NONE && vc->negotiate) {
+	if (bare && vc->negotiate) {
 		/* The answer to /ID now depends on Accept, whatever it is. */
 		*vary_accept = 1;
 		if (accept_avif && (vc->formats & VARIANT_FMT(SNIFF_AVIF)))

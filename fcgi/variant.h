@@ -62,13 +62,14 @@ unsigned variant_pick_size(const struct variant_conf *vc, int64_t n);
 /*
  * The format to send. want: what the URL's extension asks for (SNIFF_NONE
  * for /ID and for the extensions of stored formats, which keep meaning "as
- * stored"); accept_avif/accept_webp: the request's Accept header allows
- * them (only used with negotiate, and only when want is SNIFF_NONE).
+ * stored"); bare: the URL has no extension; accept_avif/accept_webp: the
+ * request's Accept header allows them (only used with negotiate, and only
+ * for a bare URL: /ID.png stays "as stored").
  * stored: the original's true type. Returns stored when the wanted format
  * is not configured. *vary_accept is set when the answer depends on Accept.
  */
 enum sniff_type variant_pick_format(const struct variant_conf *vc,
-    enum sniff_type want, int accept_avif, int accept_webp,
+    enum sniff_type want, int bare, int accept_avif, int accept_webp,
     enum sniff_type stored, int *vary_accept);
 
 /* The tag of an original from its size and mtime: "%llx-%llx", at most 33

@@ -20,27 +20,36 @@ main(void)
 	size_t e = sizeof(struct cache_entry);
 
 	cache_init(3 * (e + 1000));
-	ok(cache_put(1, "1.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 1");
-	ok(cache_put(2, "2.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 2");
-	ok(cache_put(3, "3.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 3");
+	ok(cache_put(1, 0, "1.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 1");
+	ok(cache_put(2, 0, "2.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 2");
+	ok(cache_put(3, 0, "3.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 3");
 	ok(cache_used() == 3 * (e + 1000), "used counts entries and bodies");
-	ok(cache_get(1) != NULL, "touch 1 so 2 is the coldest");
-	ok(cache_put(4, "4.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 4");
-	ok(cache_get(2) == NULL, "coldest entry evicted");
-	ok(cache_get(1) && cache_get(3) && cache_get(4), "others kept");
+	ok(cache_get(1, 0) != NULL, "touch 1 so 2 is the coldest");
+	ok(cache_put(4, 0, "4.png", &id, SNIFF_PNG, blob(1000), 1000) != NULL, "put 4");
+	ok(cache_get(2, 0) == NULL, "coldest entry evicted");
+	ok(cache_get(1, 0) && cache_get(3, 0) && cache_get(4, 0), "others kept");
 	ok(cache_used() <= 3 * (e + 1000), "never above the limit");
-	ok(cache_put(5, "5.png", &id, SNIFF_PNG, blob(5000), 5000) == NULL,
+	ok(cache_put(5, 0, "5.png", &id, SNIFF_PNG, blob(5000), 5000) == NULL,
 	    "an entry bigger than the whole cache is refused");
-	ok(cache_get(1) && cache_get(3) && cache_get(4), "a refused entry evicts nothing");
-	ok(cache_put(3, "3.jpg", &id, SNIFF_JPEG, blob(10), 10) != NULL, "replace 3");
-	ok(strcmp(cache_get(3)->name, "3.jpg") == 0 && cache_get(3)->type == SNIFF_JPEG,
+	ok(cache_get(1, 0) && cache_get(3, 0) && cache_get(4, 0), "a refused entry evicts nothing");
+	ok(cache_put(3, 0, "3.jpg", &id, SNIFF_JPEG, blob(10), 10) != NULL, "replace 3");
+	ok(strcmp(cache_get(3, 0)->name, "3.jpg") == 0 && cache_get(3, 0)->type == SNIFF_JPEG,
 	    "replacement wins");
-	cache_drop(3);
-	ok(cache_get(3) == NULL, "drop");
-	ok(cache_put(-9, "-9.png", &id, SNIFF_PNG, NULL, 0) != NULL && cache_get(-9)->body == NULL,
+	cache_drop(3, 0);
+	ok(cache_get(3, 0) == NULL, "drop");
+	ok(cache_put(-9, 0, "-9.png", &id, SNIFF_PNG, NULL, 0) != NULL && cache_get(-9, 0)->body == NULL,
 	    "metadata-only entry");
+	/* An avatar and its variants are entries side by side. */
+	ok(cache_put(7, 0, "7.png", &id, SNIFF_PNG, NULL, 0) != NULL &&
+	    cache_put(7, 0x41, ".v/64/7.1-1.webp", &id, SNIFF_WEBP, NULL, 0) != NULL,
+	    "put an avatar and one variant");
+	ok(cache_get(7, 0) && cache_get(7, 0)->type == SNIFF_PNG &&
+	    cache_get(7, 0x41) && cache_get(7, 0x41)->type == SNIFF_WEBP &&
+	    cache_get(7, 0x42) == NULL, "each kind has its own entry");
+	cache_drop(7, 0x41);
+	ok(cache_get(7, 0) != NULL && cache_get(7, 0x41) == NULL, "drop one kind only");
 	for (int i = 0; i < 10000; i++)
-		cache_put(i, "x", &id, SNIFF_PNG, blob(100), 100);
+		cache_put(i, 0, "x", &id, SNIFF_PNG, blob(100), 100);
 	ok(cache_used() <= 3 * (e + 1000), "10000 puts stay within the limit");
 	{
 		struct cache_ident a = { 0 }, b = { 0 };

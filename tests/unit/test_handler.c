@@ -5,6 +5,7 @@
  * Content-Type and Cache-Control.
  */
 #include <fcntl.h>
+#include <stdarg.h>
 #include <time.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,7 @@
 #include "resolve.h"
 #include "stats.h"
 #include "tap.h"
+#include "variant.h"
 
 static char out[256 * 1024];
 static size_t outlen;
@@ -71,6 +73,7 @@ put_file(const char *name, const void *data, size_t len)
 }
 
 static struct conf c;
+static struct handler hd;
 
 static void
 set(struct req_params *p, const char *name, const char *val)
@@ -101,7 +104,7 @@ run_with(const char *method, const char *uri, const char *inm, const char *ims,
 	req_parse(&p, &r);
 	outlen = 0;
 	memset(out, 0, sizeof(out));
-	return handler_run(&c, &r, &s);
+	return handler_run(&c, &hd, &r, &s);
 }
 
 static int
@@ -179,6 +182,7 @@ body_is(const void *want, size_t wlen)
 static void
 setup_conf(enum conf_mode mode)
 {
+	handler_init(&hd, -1);
 	memset(&c, 0, sizeof(c));
 	snprintf(c.dir, sizeof(c.dir), "%s", dir);
 	snprintf(c.dir_abs, sizeof(c.dir_abs), "%s", dir);
@@ -311,6 +315,179 @@ static const struct {
 	{ "", "" },
 	{ NULL, "" },
 };
+
+
+/* ---- sizes and formats: the read side only (files made here by hand) ---- */
+
+__attribute__((format(printf, 1, 2)))
+static int
+diag(const char *fmt, ...)
+{
+	va_list ap;
+
+	printf("# ");
+	va_start(ap, fmt);
+	vprintf(fmt, ap);
+	va_end(ap);
+	printf("\n");
+	return 0;
+}
+
+/* The variant name of (size, type) for the avatar file name in dir. */
+static void
+vname(char *buf, size_t len, const char *orig, int64_t id, unsigned size,
+    enum sniff_type t)
+{
+	char path[256], tag[VARIANT_TAG_MAX];
+	struct stat st;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, orig);
+	if (stat(path, &st) == -1) {
+		perror(path);
+		exit(1);
+	}
+	variant_tag(tag, (uint64_t)st.st_size, &st.st_mtim);
+	if (variant_name(buf, len, size, id, tag, t) == -1)
+		exit(1);
+}
+
+static void
+put_variant(const char *orig, int64_t id, unsigned size, enum sniff_type t,
+    const void *data, size_t dlen)
+{
+	char name[VARIANT_NAME_MAX], sub[32], path[256];
+
+	vname(name, sizeof(name), orig, id, size, t);
+	snprintf(path, sizeof(path), "%s/" VARIANT_DIR, dir);
+	mkdir(path, 0755);
+	variant_subdir(sub, sizeof(sub), size);
+	snprintf(path, sizeof(path), "%s/%s", dir, sub);
+	mkdir(path, 0755);
+	put_file(name, data, dlen);
+}
+
+static int
+run_accept(const char *uri, const char *query, const char *accept)
+{
+	char q[128], a[128];
+	const char *extra[3] = { NULL };
+	size_t n = 0;
+
+	if (query != NULL) {
+		snprintf(q, sizeof(q), "QUERY_STRING=%s", query);
+		extra[n++] = q;
+	}
+	if (accept != NULL) {
+		snprintf(a, sizeof(a), "HTTP_ACCEPT=%s", accept);
+		extra[n++] = a;
+	}
+	return run_with("GET", uri, NULL, NULL, extra);
+}
+
+/*
+ * 1000.png is a PNG; its 64 px PNG variant holds the GIF's bytes and its
+ * full-size WebP the WebP's, so each answer shows which file it came
+ * from. Nothing else is made: the 32 px size, the 64 px WebP and every
+ * AVIF are "not made yet".
+ */
+static void
+variant_cases(void)
+{
+	static const struct {
+		const char *uri, *query, *accept;
+		int negotiate;
+		const unsigned char *body;
+		size_t blen;
+		const char *type, *cc;
+		int vary_accept;
+		const char *what;
+	} vt[] = {
+		{ "/1000", "s=64", NULL, 0, GIF, sizeof(GIF) - 1, "image/gif", LIVE, 0, "s=64: the 64 px file" },
+		{ "/1000", "size=64", NULL, 0, GIF, sizeof(GIF) - 1, "image/gif", LIVE, 0, "size= is s=" },
+		{ "/1000", "s=33", NULL, 0, GIF, sizeof(GIF) - 1, "image/gif", LIVE, 0, "s=33: the next size up, 64" },
+		{ "/1000", "s=65", NULL, 0, GIF, sizeof(GIF) - 1, "image/gif", LIVE, 0, "s=65, above every size: the largest" },
+		{ "/avatar/1000.png", "s=64", NULL, 0, GIF, sizeof(GIF) - 1, "image/gif", LIVE, 0, "/avatar/ID.png?s=64" },
+		{ "/1000", "v=7&s=64", NULL, 0, GIF, sizeof(GIF) - 1, "image/gif", YEAR, 0, "versioned: a year" },
+		{ "/1000", "s=0", NULL, 0, PNG, sizeof(PNG) - 1, "image/png", LIVE, 0, "s=0 is ignored" },
+		{ "/1000", "s=064", NULL, 0, PNG, sizeof(PNG) - 1, "image/png", LIVE, 0, "s=064 is ignored" },
+		{ "/1000", "s=4097", NULL, 0, PNG, sizeof(PNG) - 1, "image/png", LIVE, 0, "s=4097 is ignored" },
+		{ "/1000", "s=abc", NULL, 0, PNG, sizeof(PNG) - 1, "image/png", LIVE, 0, "s=abc is ignored" },
+		{ "/1000", "s=32", NULL, 0, PNG, sizeof(PNG) - 1, "image/png", SHORT, 0, "32 px not made: the original, short" },
+		{ "/1000.webp", NULL, NULL, 0, WEBP, sizeof(WEBP) - 1, "image/webp", LIVE, 0, ".webp: the full-size WebP" },
+		{ "/1000.WEBP", NULL, NULL, 0, WEBP, sizeof(WEBP) - 1, "image/webp", LIVE, 0, ".WEBP too" },
+		{ "/1000.webp", "s=64", NULL, 0, GIF, sizeof(GIF) - 1, "image/gif", SHORT, 0, "64 px WebP not made: the 64 px stored type, short" },
+		{ "/1000.avif", NULL, NULL, 0, PNG, sizeof(PNG) - 1, "image/png", LIVE, 0, "AVIF not configured: as stored" },
+		{ "/1000", NULL, "image/avif,image/webp,*/*", 0, PNG, sizeof(PNG) - 1, "image/png", LIVE, 0, "Accept without --negotiate: as stored, no Vary" },
+		{ "/1000", NULL, "image/avif,image/webp,*/*", 1, WEBP, sizeof(WEBP) - 1, "image/webp", LIVE, 1, "negotiate: WebP (AVIF not configured)" },
+		{ "/1000", NULL, "image/webp;q=0, */*", 1, PNG, sizeof(PNG) - 1, "image/png", LIVE, 1, "negotiate: webp;q=0 is a no" },
+		{ "/1000", NULL, "image/*", 1, PNG, sizeof(PNG) - 1, "image/png", LIVE, 1, "negotiate: image/* picks nothing" },
+		{ "/1000", NULL, NULL, 1, PNG, sizeof(PNG) - 1, "image/png", LIVE, 1, "negotiate, no Accept: stored, Vary" },
+		{ "/1000.png", NULL, "image/webp", 1, PNG, sizeof(PNG) - 1, "image/png", LIVE, 0, "negotiate: /ID.png is as stored, no Vary" },
+		{ "/1000.webp", NULL, "image/png", 1, WEBP, sizeof(WEBP) - 1, "image/webp", LIVE, 0, "negotiate: /ID.webp is WebP, no Vary" },
+		{ "/999", "s=64", NULL, 0, JPG, sizeof(JPG) - 1, "image/jpeg", SHORT, 0, "a missing id: the default avatar, short" },
+	};
+	char path[256];
+	struct timespec ts[2];
+
+	setup_conf(MODE_BYTES);
+	c.variants.sizes[0] = 32;
+	c.variants.sizes[1] = 64;
+	c.variants.nsizes = 2;
+	c.variants.formats = VARIANT_FMT(SNIFF_WEBP);
+	put_variant("1000.png", 1000, 64, SNIFF_PNG, GIF, sizeof(GIF) - 1);
+	put_variant("1000.png", 1000, 0, SNIFF_WEBP, WEBP, sizeof(WEBP) - 1);
+	for (size_t i = 0; i < NELEM(vt); i++) {
+		const char *vary;
+		int st;
+
+		c.variants.negotiate = vt[i].negotiate;
+		st = run_accept(vt[i].uri, vt[i].query, vt[i].accept);
+		vary = header("Vary");
+		ok(st == 200 && strcmp(header("Content-Type"), vt[i].type) == 0 &&
+		    strcmp(header("Cache-Control"), vt[i].cc) == 0 &&
+		    body_is(vt[i].body, vt[i].blen) &&
+		    (strstr(vary, "Accept") != NULL) == vt[i].vary_accept,
+		    "variants: %s%s%s: %s", vt[i].uri, vt[i].query ? "?" : "",
+		    vt[i].query ? vt[i].query : "", vt[i].what) ||
+		    diag("got %d %s, %s, Vary: %s", st, header("Content-Type"),
+		    header("Cache-Control"), vary);
+	}
+	c.variants.negotiate = 0;
+
+	/* x-accel names the variant file, beneath the internal prefix. */
+	c.mode = MODE_X_ACCEL;
+	resolve_init(c.dirfd, 0, c.cache_file_max, c.cache_size);
+	{
+		char name[VARIANT_NAME_MAX], want[128];
+
+		vname(name, sizeof(name), "1000.png", 1000, 64, SNIFF_PNG);
+		snprintf(want, sizeof(want), "/_avatars/%s", name);
+		ok(run_accept("/1000", "s=64", NULL) == 200 &&
+		    strcmp(header("X-Accel-Redirect"), want) == 0,
+		    "variants: x-accel: X-Accel-Redirect: %s", want) ||
+		    diag("got %s", header("X-Accel-Redirect"));
+	}
+	c.mode = MODE_BYTES;
+	resolve_init(c.dirfd, 1, c.cache_file_max, c.cache_size);
+
+	/* A new original has a new tag: the old variants are never served,
+	 * even with the same size (a rewrite in place, a new mtime). */
+	ok(run_accept("/1000", "s=64", NULL) == 200 && body_is(GIF, sizeof(GIF) - 1),
+	    "variants: the 64 px file again (cached)");
+	snprintf(path, sizeof(path), "%s/1000.png", dir);
+	clock_gettime(CLOCK_REALTIME, &ts[0]);
+	ts[1] = ts[0];
+	ts[1].tv_sec += 5;
+	utimensat(AT_FDCWD, path, ts, 0);
+	ok(run_accept("/1000", "s=64", NULL) == 200 && body_is(PNG, sizeof(PNG) - 1) &&
+	    strcmp(header("Cache-Control"), SHORT) == 0,
+	    "variants: the original rewritten: its old 64 px file is not served");
+	ok(run_accept("/1000.webp", NULL, NULL) == 200 && body_is(PNG, sizeof(PNG) - 1),
+	    "variants: nor its old WebP");
+	snprintf(path, sizeof(path), "rm -rf -- '%s/.v'", dir);
+	if (system(path) != 0)
+		diag("could not remove the variants");
+}
 
 int
 main(void)
@@ -637,6 +814,8 @@ main(void)
 		unlink(p2);
 		rmdir(dir2);
 	}
+
+	variant_cases();
 
 	/* Clean up the directory. */
 	{

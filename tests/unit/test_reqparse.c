@@ -412,5 +412,57 @@ main(void)
 			*c = (char)toupper((unsigned char)*c);
 		ok(req_parse_id(path, strlen(path), &id) == 0 && id == 77, "%s", path);
 	}
+
+	/* The extension's format and the Accept header, for variants. */
+	{
+		static const struct {
+			const char *path;
+			enum sniff_type want;
+			int bare;
+		} fmts[] = {
+			{ "/77", SNIFF_NONE, 1 },
+			{ "/77.png", SNIFF_NONE, 0 },
+			{ "/77.jpg", SNIFF_NONE, 0 },
+			{ "/77.jpeg", SNIFF_NONE, 0 },
+			{ "/77.gif", SNIFF_NONE, 0 },
+			{ "/77.webp", SNIFF_WEBP, 0 },
+			{ "/77.WebP", SNIFF_WEBP, 0 },
+			{ "/77.avif", SNIFF_AVIF, 0 },
+			{ "/avatar/77.AVIF", SNIFF_AVIF, 0 },
+		};
+		static const struct {
+			const char *accept;
+			int avif, webp;
+		} acc[] = {
+			{ "image/avif,image/webp,image/apng,image/svg+xml,image/*,*/*;q=0.8", 1, 1 },
+			{ "image/webp,*/*", 0, 1 },
+			{ "image/*", 0, 0 },
+			{ "*/*", 0, 0 },
+			{ "IMAGE/AVIF", 1, 0 },
+			{ " image/avif ; q=0.5 , image/webp;q=0", 1, 0 },
+			{ "image/avif;q=0.000, image/webp;q=1", 0, 1 },
+			{ "image/avifx, ximage/webp", 0, 0 },
+			{ "image/avif;q=0.001", 1, 0 },
+			{ "", 0, 0 },
+			{ ",,,", 0, 0 },
+		};
+
+		for (size_t i = 0; i < NELEM(fmts); i++) {
+			memset(&p, 0, sizeof(p));
+			set(&p, "DOCUMENT_URI", fmts[i].path);
+			req_parse(&p, &r);
+			ok(r.has_id && r.id == 77 && r.want == fmts[i].want &&
+			    r.bare == fmts[i].bare, "format of %s", fmts[i].path);
+		}
+		for (size_t i = 0; i < NELEM(acc); i++) {
+			memset(&p, 0, sizeof(p));
+			set(&p, "DOCUMENT_URI", "/77");
+			set(&p, "HTTP_ACCEPT", acc[i].accept);
+			req_parse(&p, &r);
+			ok(r.accept_avif == acc[i].avif && r.accept_webp == acc[i].webp,
+			    "Accept: \"%s\" -> avif %d, webp %d", acc[i].accept,
+			    acc[i].avif, acc[i].webp);
+		}
+	}
 	return tap_done();
 }
