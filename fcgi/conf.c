@@ -397,8 +397,8 @@ static const struct opt opts[] = {
 	  "pixel sizes ?s= is served at, made when an avatar is written; none: no sizes" },
 	{ "formats", "AVATAR_FORMATS", "LIST", "webp", SETTER(set_formats),
 	  "formats besides the stored one (webp, avif) made for /ID.webp, /ID.avif; none" },
-	{ "negotiate", "AVATAR_NEGOTIATE", "on|off", "off", SETTER(set_negotiate),
-	  "/ID picks AVIF or WebP from the Accept header (with Vary: Accept)" },
+	{ "negotiate", "AVATAR_NEGOTIATE", "SWITCH", "off", SETTER(set_negotiate),
+	  "on: /ID picks AVIF or WebP from the Accept header (with Vary: Accept); off" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

@@ -496,6 +496,8 @@ uploader_run(const struct conf *c, int qfd)
 	/* An upload process whose manager is gone ends too, instead of
 	 * living on as an orphan nobody restarts. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	/* Named apart from read workers in ps and /proc (comm). */
+	(void)prctl(PR_SET_NAME, "avatar-upload");
 	/* Reads come first: image work takes the CPU only when reads leave it. */
 	(void)setpriority(PRIO_PROCESS, 0, 10);
 	if (image_init("avatar.fcgi", &why) == -1) {
@@ -584,6 +586,7 @@ manager_run(const struct conf *c, int qfd)
 	memset(ups, 0, sizeof(ups));
 	/* If the supervisor is killed outright, the manager goes too. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
+	(void)prctl(PR_SET_NAME, "avatar-uploads");
 	sigemptyset(&set);
 	sigaddset(&set, SIGCHLD);
 	sigaddset(&set, SIGTERM);

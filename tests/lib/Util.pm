@@ -68,10 +68,13 @@ sub wait_exit {
 
 # The pids whose parent is $pid (a single-threaded process such as the
 # supervisor), ascending; a count in scalar context.
+# The read workers of a responder: its children, except the upload manager
+# (named "avatar-uploads" in /proc/PID/comm), which makes images, not
+# answers, and runs whenever sizes, formats or uploads are on.
 sub children {
     my ($pid) = @_;
     my @kids = sort { $a <=> $b } split ' ', slurp("/proc/$pid/task/$pid/children");
-    return @kids;
+    return grep { (slurp("/proc/$_/comm") // '') !~ /^avatar-uploads?$/ } @kids;
 }
 
 1;

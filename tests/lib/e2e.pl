@@ -209,11 +209,12 @@ sub e2e_mode {
         ['/1000.jpg',            '1000.png', 'image/png',  $LIVE],
         ['/1000?v=3',            '1000.png', 'image/png',  $YEAR],
         ['/1000.png?v=1700000000', '1000.png', 'image/png', $YEAR],
-        ['/1000?s=80&v=2',       '1000.png', 'image/png',  $YEAR],
+        ['/1000?s=abc&v=2',      '1000.png', 'image/png',  $YEAR],    # a malformed size is ignored
+        ['/1000?s=0',            '1000.png', 'image/png',  $LIVE],
         ['/1000?v=',             '1000.png', 'image/png',  $LIVE],
         ['/1000?V=3',            '1000.png', 'image/png',  $LIVE],
         ['/avatar/1000',         '1000.png', 'image/png',  $LIVE],
-        ['/avatar/1000.webp?v=2', '1000.png', 'image/png', $YEAR],
+        ['/avatar/1000.jpg?v=2', '1000.png', 'image/png',  $YEAR],    # .webp asks for WebP now (75-variants)
         ['/1001',                '1001.png', 'image/jpeg', $LIVE],
         ['/1001.png',            '1001.png', 'image/jpeg', $LIVE],
         ['/1002',                '1002.gif', 'image/gif',  $LIVE],

@@ -12,7 +12,7 @@ use File::Temp qw(tempdir);
 use POSIX qw(:sys_wait_h);
 use IO::Socket::INET;
 use Time::HiRes qw(sleep time);
-use Responder qw(start stop fcgi parse_response write_file wait_for wait_exit bin client children);
+use Responder qw(start stop fcgi parse_response write_file wait_for wait_exit bin client children slurp);
 use Util qw(free_port);
 
 my $dir = tempdir('avatar-av-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -116,7 +116,9 @@ SKIP: {
     unlink $sock;
     system('spawn-fcgi', '-F', '2', '-s', $sock, '-P', "$run/sf.pid", '--', bin(), '--dir', $dir) == 0
         or diag("spawn-fcgi -F failed");
-    my @pids = `pgrep -f -- '--dir $dir\$'` =~ /(\d+)/g;
+    # (each copy has its upload manager and process too: named apart)
+    my @pids = grep { slurp("/proc/$_/comm") =~ /^avatar\.fcgi/ }
+        `pgrep -f -- '--dir $dir\$'` =~ /(\d+)/g;
     push @started, @pids;
     is(scalar @pids, 2, 'spawn-fcgi -F 2: two processes');
     is(get_status($sock), 200, 'spawn-fcgi -F 2: answers');
