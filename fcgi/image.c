@@ -473,7 +473,10 @@ image_process(const struct image_limits *l, const void *buf, size_t len,
 		return refuse(out, 413, "max-bytes");
 	/* 2. Type by magic bytes; the loader is chosen from them alone. */
 	type = sniff_type(buf, len);
-	if (type == SNIFF_NONE)
+	/* sniff also names AVIF, which only variants are: no upload may be
+	 * one, and the families table has no loader for it. */
+	if (type == SNIFF_NONE || (size_t)type >= sizeof(families) / sizeof(families[0]) ||
+	    families[type].load == NULL)
 		return refuse(out, 415, "type");
 	if (type == SNIFF_PNG) {
 		in = png = png_pixels_only(buf, len, &len);
