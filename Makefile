@@ -50,6 +50,7 @@ MODS    += image
 MODS    += upload
 MODS    += write
 MODS    += variant
+MODS    += vmake
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 
@@ -101,6 +102,13 @@ build/unit/test_image: tests/unit/test_image.c tests/unit/tap.h build/asan/image
 	@mkdir -p build/unit
 	@$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) $(VIPS_CFLAGS) -Ifcgi -o $@ $< \
 	    build/asan/image.o build/asan/sniff.o $(VIPS_LIBS)
+
+# The variants' test decodes what vmake wrote, so it includes libvips too.
+build/unit/test_vmake: tests/unit/test_vmake.c tests/unit/tap.h $(MODS:%=build/asan/%.o) \
+    | deps-build
+	@mkdir -p build/unit
+	@$(CC) $(CFLAGS) -Werror $(ASAN_FLAGS) $(VIPS_CFLAGS) -Ifcgi -o $@ $< \
+	    $(MODS:%=build/asan/%.o) $(LDLIBS)
 
 # Test tools (FastCGI client used by the end-to-end tests).
 build/fcgi-client: tests/tools/fcgi-client.c | deps-build

@@ -124,6 +124,11 @@ image_init(const char *argv0, const char **why)
 		vips_operation_block_set(families[i].load_class, FALSE);
 		vips_operation_block_set(families[i].save_class, FALSE);
 	}
+	/* AVIF variants are written, never read: the HEIF saver is allowed
+	 * and every HEIF loader stays blocked (said again here so that no
+	 * change to the lines above can open libheif's parser to uploads). */
+	vips_operation_block_set("VipsForeignSaveHeif", FALSE);
+	vips_operation_block_set("VipsForeignLoadHeif", TRUE);
 	g_log_set_handler("VIPS", G_LOG_LEVEL_WARNING | G_LOG_LEVEL_MESSAGE |
 	    G_LOG_LEVEL_INFO | G_LOG_LEVEL_DEBUG, drop_log, NULL);
 	image_ready = 1;
@@ -302,35 +307,6 @@ done:
 	return rc;
 }
 /*
- * Re-encodes in the family the upload came in; bytes from libvips'
- * allocator. strip drops every metadata field a loader attached (EXIF with
- * GPS and orientation, XMP, IPTC, ICC, comments and text chunks): only
- * pixels and the animation (page-height, delay, loop) are written.
- */
-static int
-encode(const struct image_limits *l, enum sniff_type type, VipsImage *img, void **buf,
-    size_t *len)
-{
-	switch (type) {
-	case SNIFF_PNG:
-		return vips_pngsave_buffer(img, buf, len, "strip", TRUE, "compression", 6,
-		    "interlace", FALSE, NULL);
-	case SNIFF_JPEG:
-		return vips_jpegsave_buffer(img, buf, len, "strip", TRUE, "Q", l->quality,
-		    "optimize_coding", TRUE, "interlace", FALSE, NULL);
-	case SNIFF_GIF:
-		return vips_gifsave_buffer(img, buf, len, "strip", TRUE, NULL);
-	case SNIFF_WEBP:
-		return vips_webpsave_buffer(img, buf, len, "strip", TRUE, "Q", l->quality, NULL);
-	case SNIFF_AVIF:	/* made by image_variants only (not yet) */
-	case SNIFF_NONE:
-		break;
-	}
-	vips_error("image", "no saver");
-	return -1;
-}
-
-/*
  * libvips 8.14.1 (Debian 12) ignores strip in webpsave and always writes
  * an EXIF chunk it builds afresh, and any ICC or XMP the image carries
  * (fixed in 8.14.2, "fix strip arg to webpsave"). So the chunks are taken
@@ -363,6 +339,90 @@ done:
 	WebPDataClear(&out);
 	WebPMuxDelete(mux);
 	return rc;
+}
+
+/* JPEG has no alpha: a variant of a transparent original is drawn on
+ * white, as a browser shows it on a page, not on the saver's black. */
+static int
+jpeg_save(const struct image_limits *l, VipsImage *img, void **buf, size_t *len)
+{
+	VipsArrayDouble *white;
+	VipsImage *flat = NULL;
+	int rc;
+
+	if (!vips_image_hasalpha(img))
+		return vips_jpegsave_buffer(img, buf, len, "strip", TRUE, "Q", l->quality,
+		    "optimize_coding", TRUE, "interlace", FALSE, NULL);
+	white = vips_array_double_newv(1, 255.0);
+	rc = vips_flatten(img, &flat, "background", white, NULL);
+	vips_area_unref(VIPS_AREA(white));
+	if (rc == 0)
+		rc = jpeg_save(l, flat, buf, len);
+	if (flat != NULL)
+		g_object_unref(flat);
+	return rc;
+}
+
+/*
+ * Encodes as type; bytes from libvips' allocator. strip drops every
+ * metadata field a loader attached (EXIF with GPS and orientation, XMP,
+ * IPTC, ICC, comments and text chunks): only pixels and the animation
+ * (page-height, delay, loop) are written. AVIF is only ever a variant:
+ * AV1 at the encoder's fastest effort (about 1 s a megapixel even so) and
+ * 8 bits, as every browser that shows AVIF decodes them (libvips 8.14
+ * would write 12).
+ */
+static int
+encode(const struct image_limits *l, enum sniff_type type, VipsImage *img, void **buf,
+    size_t *len)
+{
+	switch (type) {
+	case SNIFF_PNG:
+		return vips_pngsave_buffer(img, buf, len, "strip", TRUE, "compression", 6,
+		    "interlace", FALSE, NULL);
+	case SNIFF_JPEG:
+		return jpeg_save(l, img, buf, len);
+	case SNIFF_GIF:
+		return vips_gifsave_buffer(img, buf, len, "strip", TRUE, NULL);
+	case SNIFF_WEBP:
+		if (vips_webpsave_buffer(img, buf, len, "strip", TRUE, "Q", l->quality, NULL) != 0)
+			return -1;
+		if (webp_strip(buf, len) != 0) {
+			g_free(*buf);
+			*buf = NULL;
+			return -1;
+		}
+		return 0;
+	case SNIFF_AVIF:
+		return vips_heifsave_buffer(img, buf, len, "compression",
+		    VIPS_FOREIGN_HEIF_COMPRESSION_AV1, "Q", l->quality, "effort", 0,
+		    "bitdepth", 8, "strip", TRUE, NULL);
+	case SNIFF_NONE:
+		break;
+	}
+	vips_error("image", "no saver");
+	return -1;
+}
+
+/* The extension of a type this module writes. */
+static const char *
+type_ext(enum sniff_type type)
+{
+	return type == SNIFF_AVIF ? ".avif" : families[type].ext;
+}
+
+/* A good answer: the new bytes (owned by out from now on) and what they are. */
+static void
+fill(struct image_out *out, enum sniff_type type, VipsImage *img, void *bytes, size_t n)
+{
+	out->bytes = bytes;
+	out->len = n;
+	out->type = type;
+	out->ext = type_ext(type);
+	out->mime = sniff_mime(type);
+	out->width = (unsigned)vips_image_get_width(img);
+	out->height = (unsigned)vips_image_get_page_height(img);
+	out->frames = (unsigned)(vips_image_get_height(img) / vips_image_get_page_height(img));
 }
 
 /*
@@ -449,53 +509,82 @@ gif_whole(const unsigned char *buf, size_t len)
 	return -1;
 }
 
-int
-image_process(const struct image_limits *l, const void *buf, size_t len,
+/* What steps 1 to 3 leave to the decode: the type, the bytes a decoder
+ * may see (for a PNG a copy with its pixel chunks only, owned: g_free
+ * png in every case) and the header. */
+struct admitted {
+	enum sniff_type type;
+	void *in;
+	size_t len;
+	unsigned char *png;
+	struct header h;
+};
+
+/* Steps 1 to 3, and the trailer rule of step 4 that needs no decoder. */
+static int
+admit(const struct image_limits *l, const void *buf, size_t len, struct admitted *a,
     struct image_out *out)
 {
+	memset(a, 0, sizeof(*a));
 	/* libvips takes a non-const pointer but only reads the buffer. */
-	void *in = (void *)(uintptr_t)buf;
-	enum sniff_type type;
-	struct header h = { 0, 0, 0, 0 };
-	VipsImage *t[3] = { NULL, NULL, NULL };
-	const char *loader = NULL;
-	unsigned char *png = NULL;
-	void *bytes = NULL;
-	size_t n = 0;
-	int rc = -1;
-
-	memset(out, 0, sizeof(*out));
+	a->in = (void *)(uintptr_t)buf;
+	a->len = len;
 	if (!image_ready)
 		return refuse(out, 500, "internal");
 	vips_error_clear();
 	/* 1. Size, before anything reads the body. */
 	if (len > l->max_bytes)
 		return refuse(out, 413, "max-bytes");
-	/* 2. Type by magic bytes; the loader is chosen from them alone. */
-	type = sniff_type(buf, len);
-	if (type == SNIFF_NONE)
+	/* 2. Type by magic bytes; the loader is chosen from them alone.
+	 * sniff also names AVIF, which only variants are: no upload may be
+	 * one, and the families table has no loader for it. */
+	a->type = sniff_type(buf, len);
+	if (a->type == SNIFF_NONE || (size_t)a->type >= sizeof(families) / sizeof(families[0]) ||
+	    families[a->type].load == NULL)
 		return refuse(out, 415, "type");
-	if (type == SNIFF_PNG) {
-		in = png = png_pixels_only(buf, len, &len);
-		buf = png;
-	}
+	if (a->type == SNIFF_PNG)
+		a->in = a->png = png_pixels_only(buf, len, &a->len);
 	/* 3. Header limits, no pixel decoded yet. */
-	if (check_header(l, type, in, len, &h, out) != 0)
-		goto done;
-	if (type == SNIFF_JPEG && jpeg_scans_ok(buf, len) != 0)
+	if (check_header(l, a->type, a->in, a->len, &a->h, out) != 0)
+		return -1;
+	if (a->type == SNIFF_JPEG && jpeg_scans_ok(a->in, a->len) != 0)
 		return refuse(out, 422, "max-scans");
-	/* 4. The full decode, inside the one pass that makes the new image. */
-	if (type == SNIFF_GIF && gif_whole(buf, len) != 0)
-		goto decode;
-	if (shrink(l, type, in, len, &h, &t[0]) != 0)
-		goto decode;
-	/* thumbnail picks its own loader; it must be the one the magic
-	 * bytes named (the others are blocked: this only proves it). */
-	if (vips_image_get_string(t[0], VIPS_META_LOADER, &loader) != 0 ||
+	if (a->type == SNIFF_GIF && gif_whole(a->in, a->len) != 0)
+		return refuse(out, 422, "decode");
+	return 0;
+}
+
+/* thumbnail picks its own loader; it must be the one the magic bytes
+ * named (the others are blocked: this only proves it). */
+static int
+loaded_by(VipsImage *img, enum sniff_type type)
+{
+	const char *loader = NULL;
+
+	if (vips_image_get_string(img, VIPS_META_LOADER, &loader) != 0 ||
 	    strcmp(loader, families[type].loader) != 0) {
 		vips_error("image", "loaded by %s", loader ? loader : "?");
-		goto decode;
+		return -1;
 	}
+	return 0;
+}
+
+int
+image_process(const struct image_limits *l, const void *buf, size_t len,
+    struct image_out *out)
+{
+	struct admitted a;
+	VipsImage *t[3] = { NULL, NULL, NULL };
+	void *bytes = NULL;
+	size_t n = 0;
+	int rc = -1;
+
+	memset(out, 0, sizeof(*out));
+	if (admit(l, buf, len, &a, out) != 0)
+		goto done;
+	/* 4. The full decode, inside the one pass that makes the new image. */
+	if (shrink(l, a.type, a.in, a.len, &a.h, &t[0]) != 0 || loaded_by(t[0], a.type) != 0)
+		goto decode;
 	if (l->crop == IMAGE_CROP_NONE) {
 		t[1] = t[0];
 		g_object_ref(t[1]);
@@ -505,21 +594,9 @@ image_process(const struct image_limits *l, const void *buf, size_t len,
 	if (to_srgb(t[1], &t[2]) != 0)
 		goto decode;
 	/* Pixels are decoded here, as the encoder pulls them. */
-	if (encode(l, type, t[2], &bytes, &n) != 0)
+	if (encode(l, a.type, t[2], &bytes, &n) != 0)
 		goto decode;
-	if (type == SNIFF_WEBP && webp_strip(&bytes, &n) != 0) {
-		g_free(bytes);
-		goto decode;
-	}
-
-	out->bytes = bytes;
-	out->len = n;
-	out->type = type;
-	out->ext = families[type].ext;
-	out->mime = sniff_mime(type);
-	out->width = (unsigned)vips_image_get_width(t[2]);
-	out->height = (unsigned)vips_image_get_page_height(t[2]);
-	out->frames = (unsigned)(vips_image_get_height(t[2]) / vips_image_get_page_height(t[2]));
+	fill(out, a.type, t[2], bytes, n);
 	rc = 0;
 	goto done;
 decode:
@@ -528,7 +605,7 @@ done:
 	for (int i = 0; i < 3; i++)
 		if (t[i] != NULL)
 			g_object_unref(t[i]);
-	g_free(png);
+	g_free(a.png);
 	return rc;
 }
 
@@ -538,4 +615,191 @@ image_out_free(struct image_out *out)
 	g_free(out->bytes);
 	out->bytes = NULL;
 	out->len = 0;
+}
+
+/*
+ * The pixels of one size: every frame fitted in side x side on its own,
+ * then the frames joined again. libvips 8.14's thumbnail_image does know
+ * pages, but it filters the whole strip at once, so the kernel mixes the
+ * edge rows of neighbouring frames; frame by frame nothing bleeds. The
+ * size is computed here and forced, so the long side is exactly side and
+ * the short one the nearest whole pixel, for every frame alike. The input
+ * is already upright and sRGB: thumbnail_image must neither rotate nor
+ * transform colours again.
+ */
+static int
+fit(VipsImage *in, unsigned side, VipsImage **out)
+{
+	unsigned w = (unsigned)vips_image_get_width(in);
+	unsigned ph = (unsigned)vips_image_get_page_height(in);
+	int frames = vips_image_get_height(in) / (int)ph;
+	unsigned longer = w > ph ? w : ph;
+	int tw = (int)(((uint64_t)w * side + longer / 2) / longer);
+	int th = (int)(((uint64_t)ph * side + longer / 2) / longer);
+	VipsImage **pages, *joined = NULL;
+	int rc = -1, n = 0, failed;
+
+	tw = tw < 1 ? 1 : tw;
+	th = th < 1 ? 1 : th;
+	pages = g_new0(VipsImage *, (gsize)frames);
+	for (n = 0; n < frames; n++) {
+		VipsImage *one = in;
+
+		if (frames > 1 && vips_extract_area(in, &one, 0, n * (int)ph, (int)w, (int)ph,
+		    NULL) != 0)
+			goto done;
+		failed = vips_thumbnail_image(one, &pages[n], tw, "height", th, "size",
+		    VIPS_SIZE_FORCE, "no_rotate", TRUE, NULL) != 0;
+		if (one != in)
+			g_object_unref(one);
+		if (failed)
+			goto done;
+	}
+	if (frames > 1 ? vips_arrayjoin(pages, &joined, frames, "across", 1, NULL) != 0 :
+	    vips_copy(pages[0], &joined, NULL) != 0)
+		goto done;
+	/* A new image of our own: its page height may be set. */
+	vips_image_set_int(joined, VIPS_META_PAGE_HEIGHT, th);
+	*out = joined;
+	rc = 0;
+done:
+	while (n-- > 0)
+		if (pages[n] != NULL)
+			g_object_unref(pages[n]);
+	g_free(pages);
+	return rc;
+}
+
+/*
+ * Step 4 for variants: the whole original decoded once (the same pass as
+ * an upload's, with no crop and a box no image reaches, so nothing is
+ * shrunk), upright, 8-bit sRGB, every frame, and kept in memory, since
+ * every variant reads it again. At most max_pixels x 4 bytes.
+ */
+static int
+decode_whole(const struct image_limits *l, const struct admitted *a, VipsImage **out)
+{
+	struct image_limits whole = *l;
+	VipsImage *t[2] = { NULL, NULL };
+	int rc = -1;
+
+	whole.crop = IMAGE_CROP_NONE;
+	whole.max_side = VIPS_MAX_COORD;
+	if (shrink(&whole, a->type, a->in, a->len, &a->h, &t[0]) != 0 ||
+	    loaded_by(t[0], a->type) != 0 || to_srgb(t[0], &t[1]) != 0)
+		goto done;
+	/* Decoded here: any decoder error fails this copy. */
+	if ((*out = vips_image_copy_memory(t[1])) == NULL)
+		goto done;
+	/* The pixels are sRGB already; a profile left attached would only
+	 * invite thumbnail_image to apply it a second time. */
+	vips_image_remove(*out, VIPS_META_ICC_NAME);
+	rc = 0;
+done:
+	for (int i = 0; i < 2; i++)
+		if (t[i] != NULL)
+			g_object_unref(t[i]);
+	return rc;
+}
+
+/* One want from the decoded original, into *o (see image.h). */
+static void
+make_one(const struct image_limits *l, VipsImage *whole, const struct image_want *want,
+    struct image_out *o)
+{
+	unsigned w = (unsigned)vips_image_get_width(whole);
+	unsigned ph = (unsigned)vips_image_get_page_height(whole);
+	int animated = vips_image_get_height(whole) > (int)ph;
+	VipsImage *img = NULL;
+	void *bytes = NULL;
+	size_t n = 0;
+
+	memset(o, 0, sizeof(*o));
+	if (want->type != SNIFF_AVIF && ((size_t)want->type >= sizeof(families) /
+	    sizeof(families[0]) || families[want->type].save_class == NULL)) {
+		refuse(o, 415, "type");
+		return;
+	}
+	if (want->type == SNIFF_AVIF && animated) {
+		refuse(o, 415, "animation");
+		return;
+	}
+	if (want->side > 0 && want->side >= (w > ph ? w : ph)) {
+		/* No upscaling: the caller copies the full-size file. */
+		o->type = want->type;
+		o->ext = type_ext(want->type);
+		o->mime = sniff_mime(want->type);
+		o->width = w;
+		o->height = ph;
+		o->frames = (unsigned)(vips_image_get_height(whole) / (int)ph);
+		return;
+	}
+	if (want->side == 0) {
+		img = whole;
+		g_object_ref(img);
+	} else if (fit(whole, want->side, &img) != 0) {
+		refuse(o, 500, "resize");
+		return;
+	}
+	if (encode(l, want->type, img, &bytes, &n) != 0)
+		refuse(o, 500, "encode");
+	else
+		fill(o, want->type, img, bytes, n);
+	g_object_unref(img);
+}
+
+int
+image_variants(const struct image_limits *l, const void *buf, size_t len,
+    const struct image_want *want, size_t n, image_emit_fn *emit, void *ctx,
+    unsigned *width, unsigned *height, const char **why)
+{
+	struct admitted a;
+	struct image_out o;
+	VipsImage *whole = NULL;
+	size_t i, avif = 0;
+	int rc = 0;
+
+	memset(&o, 0, sizeof(o));
+	*why = NULL;
+	if (admit(l, buf, len, &a, &o) != 0)
+		goto refused;
+	for (i = 0; i < n; i++)
+		avif += want[i].type == SNIFF_AVIF;
+	/* An animation wanted only as AVIF: nothing can be made, and the
+	 * header said so; a lazy job that asks again costs no decode. */
+	if (a.h.frames > 1 && avif == n) {
+		*width = a.h.width;
+		*height = a.h.height;
+		for (i = 0; i < n; i++) {
+			memset(&o, 0, sizeof(o));
+			refuse(&o, 415, "animation");
+			if (emit(ctx, i, &o) != 0)
+				break;
+		}
+		goto done;
+	}
+	if (decode_whole(l, &a, &whole) != 0) {
+		refuse(&o, 422, "decode");
+		goto refused;
+	}
+	*width = (unsigned)vips_image_get_width(whole);
+	*height = (unsigned)vips_image_get_page_height(whole);
+	for (i = 0; i < n; i++) {
+		int stop;
+
+		make_one(l, whole, &want[i], &o);
+		stop = emit(ctx, i, &o);
+		image_out_free(&o);
+		if (stop != 0)
+			break;
+	}
+	goto done;
+refused:
+	*why = o.error;
+	rc = o.status;
+done:
+	if (whole != NULL)
+		g_object_unref(whole);
+	g_free(a.png);
+	return rc;
 }

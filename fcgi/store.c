@@ -398,3 +398,27 @@ store_clean_tmp(int dirfd, int64_t max_age)
 	closedir(d);
 	return n;
 }
+
+int
+store_lock(int dirfd, int64_t id)
+{
+	return lock_id(dirfd, id);
+}
+
+int
+store_tmp_create(int dirfd, int64_t id, char *tmp, size_t tmplen)
+{
+	char host[17];
+	int fd = -1;
+
+	host_key(host);
+	for (int tries = 0; tries < 8; tries++) {
+		snprintf(tmp, tmplen, STORE_TMP_PREFIX "%lld-%s-%ld-%016llx",
+		    (long long)id, host, (long)getpid(), (unsigned long long)random64());
+		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
+		    O_CLOEXEC | O_NOCTTY, 0644);
+		if (fd != -1 || errno != EEXIST)
+			break;
+	}
+	return fd;
+}

@@ -107,4 +107,21 @@ int store_clean_tmp(int dirfd, int64_t max_age);
  */
 void store_test_point(const char *step);
 
+/*
+ * The lock store_put and store_delete take for id, for other writers of
+ * the id's files (vmake.c): returns a descriptor whose close releases it,
+ * or -1 with errno set. Blocks while another holds it.
+ */
+int store_lock(int dirfd, int64_t id);
+
+/*
+ * Creates a new empty temporary file for id in directory dirfd (any
+ * directory: vmake.c uses the variant size directories), named as
+ * store_put's are (STORE_TMP_PREFIX, id, host, pid, random), so
+ * store_clean_tmp run on that directory removes it when its writer is
+ * gone. Mode 0644 less the umask. Returns a descriptor open for writing
+ * with the name in tmp, or -1 with errno set.
+ */
+int store_tmp_create(int dirfd, int64_t id, char *tmp, size_t tmplen);
+
 #endif

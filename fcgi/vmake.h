@@ -15,6 +15,22 @@
  *
  * Idempotent: a variant whose name exists is kept, so a second run over
  * the same original does nothing but one fstatat per variant.
+ *
+ * Temporary files are named as store.c's (".tmp-ID-HOST-PID-RAND", made
+ * by store_tmp_create), so store_clean_tmp run on a size directory removes
+ * those a killed process left. Directories are made 0755 and files 0644
+ * (less the umask): the front server may read them as its own user.
+ *
+ * No upscaling: a size not below the original's long side is a copy of
+ * the full-size file of its type, the original's own bytes for the stored
+ * type, else the ".v/full" variant (made first when missing).
+ *
+ * AVIF of an animation: libvips 8.14 cannot write one, so nothing is
+ * written under the .avif names (not even the stored type's bytes, which
+ * would make the name lie about its content); it counts as skipped, not
+ * failed, and the read path falls back to the stored type. image.c sees
+ * from the header alone that such a list makes nothing, so asking again
+ * (a lazy job) costs no decode.
  */
 #ifndef AVATAR_VMAKE_H
 #define AVATAR_VMAKE_H
@@ -31,6 +47,7 @@ struct vmake_result {
 	unsigned kept;		/* already there */
 	unsigned copied;	/* copies of the full-size file (no upscaling) */
 	unsigned failed;	/* could not be made (logged) */
+	unsigned skipped;	/* AVIF of an animation: never made (above) */
 	int status;		/* 0, or the original's refusal (image.c's status) */
 	const char *why;	/* that refusal's limit name */
 };
@@ -51,13 +68,20 @@ int vmake_bytes(const struct conf *c, int dirfd, int64_t id,
  * and reads the original as the read path would, checks the names, and
  * only decodes when one is missing. Returns 0 (res filled; nothing to do
  * counts as success), or -1 with errno ENOENT when the id has no original,
- * or another errno value.
+ * EINVAL when the original was refused (res->status and res->why say
+ * why; nothing was written), EFBIG when it is larger than --upload-max
+ * (it cannot be one the write path stored), or another errno value.
+ * Unlike the read path, a symlink is not followed (O_NOFOLLOW): such an
+ * id gets no variants and is served as it is. The lock is held while the
+ * variants are made, so a put of the same id waits for them.
  */
 int vmake_id(const struct conf *c, int dirfd, int64_t id, struct vmake_result *res);
 
 /* Removes every variant name of id made from an original with size and
- * mtime as in *old (that original was replaced or deleted). Missing names
- * are fine. */
+ * mtime as in *old (that original was replaced or deleted): every type in
+ * every size of this configuration and the full size, since the old type
+ * is not known. Missing names are fine; sizes no longer configured are
+ * left to --prune. */
 void vmake_drop(const struct conf *c, int dirfd, int64_t id, const struct stat *old);
 
 #endif

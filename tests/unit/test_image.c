@@ -122,6 +122,7 @@ reload(const struct image_out *o)
 	case SNIFF_WEBP:
 		vips_webpload_buffer(b, o->len, &img, "n", -1, "fail_on", VIPS_FAIL_ON_WARNING, NULL);
 		break;
+	case SNIFF_AVIF:	/* never an upload's output */
 	case SNIFF_NONE:
 		break;
 	}
