@@ -155,6 +155,7 @@ run: deps-run all
 	@[ -s .run/dev.key ] || (umask 077; openssl rand -hex 32 >.run/dev.key)
 	@echo "Upload an avatar (link valid 1 h):"
 	@echo "  curl -T photo.jpg \"http://127.0.0.1:$(PORT)/1000?$$(./avatar.fcgi sign --key-file .run/dev.key PUT 1000 3600)\""
+	@echo "Then: http://127.0.0.1:$(PORT)/1000?s=64 (64 px), /1000.webp (WebP)"
 	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) --port $(PORT) --run .run/$(SERVER) \
 	    --avatars .run/avatars -- --key-file .run/dev.key
 
