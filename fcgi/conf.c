@@ -412,6 +412,19 @@ opt_set(struct conf *c, const struct opt *o, const char *flag, const char *v)
 		*(int64_t *)(void *)((char *)c + o->off) = int_in(flag, v, o->min, o->max);
 }
 
+void
+conf_image_limits(const struct conf *c, struct image_limits *l)
+{
+	image_limits_default(l);
+	l->max_bytes = (size_t)c->upload_max;
+	l->max_pixels = c->max_pixels;
+	l->max_frames = (unsigned)c->max_frames;
+	l->max_side = (unsigned)c->max_side;
+	l->max_aspect = (unsigned)c->max_aspect;
+	l->crop = c->crop;
+	l->quality = (int)c->quality;
+}
+
 int
 conf_cors_allows(const struct conf *c, const char *origin, size_t len)
 {

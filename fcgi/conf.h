@@ -78,6 +78,9 @@ void conf_load(struct conf *c, int argc, char **argv);
 /* Prints the option list (the same one --help shows) to stdout. */
 void conf_usage(void);
 
+/* The limits of image.c (image.h) as the options set them. */
+void conf_image_limits(const struct conf *c, struct image_limits *l);
+
 /* 1 when origin[0..len) is one of --cors-origin's list (exact bytes, as
  * browsers serialise an origin), else 0. Never true for "*" itself. */
 int conf_cors_allows(const struct conf *c, const char *origin, size_t len);

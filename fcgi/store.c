@@ -109,28 +109,20 @@ write_all(int fd, const unsigned char *p, size_t len)
 	return 0;
 }
 
-/*
- * Writes the bytes to a new temporary file and makes them durable. Returns
- * 0 with its name in tmp, or an errno value (and no file is left).
- */
-static int
-write_tmp(int dirfd, int64_t id, const void *bytes, size_t len, char *tmp, size_t tmplen)
-{
-	char host[17];
-	int fd = -1, err, tries;
+static int store_tmp_create(int dirfd, int64_t id, char *tmp, size_t tmplen);
 
-	host_key(host);
-	for (tries = 0; tries < 8; tries++) {
-		snprintf(tmp, tmplen, STORE_TMP_PREFIX "%lld-%s-%ld-%016llx",
-		    (long long)id, host, (long)getpid(), (unsigned long long)random64());
-		/* 0644 (less the umask): in x-accel and x-sendfile modes the
-		 * front server opens the file as its own user. */
-		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
-		    O_CLOEXEC | O_NOCTTY, 0644);
-		if (fd != -1 || errno != EEXIST)
-			break;
-	}
-	if (fd == -1)
+/*
+ * Writes the bytes to a new temporary file in dirfd, and makes them
+ * durable when durable is set. Returns 0 with its name in tmp, or an errno
+ * value (and no file is left).
+ */
+int
+store_write_tmp(int dirfd, int64_t id, const void *bytes, size_t len, int durable,
+    char *tmp, size_t tmplen)
+{
+	int fd, err;
+
+	if ((fd = store_tmp_create(dirfd, id, tmp, tmplen)) == -1)
 		return errno;
 	point("created");
 	if (write_all(fd, bytes, len) == -1)
@@ -138,7 +130,7 @@ write_tmp(int dirfd, int64_t id, const void *bytes, size_t len, char *tmp, size_
 	point("written");
 	/* The data must be on disk before the name points at it, or a crash
 	 * after the rename could leave ID.EXT empty or torn. */
-	if (fsync(fd) == -1)
+	if (durable && fsync(fd) == -1)
 		goto fail;
 	if (close(fd) == -1) {
 		fd = -1;
@@ -230,7 +222,7 @@ store_put_hooked(int dirfd, int64_t id, const char *ext, const void *bytes,
 	*replaced = 0;
 	if (!ext_known(ext))
 		return EINVAL;
-	if ((err = write_tmp(dirfd, id, bytes, len, tmp, sizeof(tmp))) != 0)
+	if ((err = store_write_tmp(dirfd, id, bytes, len, 1, tmp, sizeof(tmp))) != 0)
 		return err;
 	/* The new file's size and mtime are final now (a rename keeps them):
 	 * what is made from it can be named after it before anyone sees it. */
@@ -405,7 +397,7 @@ store_lock(int dirfd, int64_t id)
 	return lock_id(dirfd, id);
 }
 
-int
+static int
 store_tmp_create(int dirfd, int64_t id, char *tmp, size_t tmplen)
 {
 	char host[17];
@@ -415,6 +407,8 @@ store_tmp_create(int dirfd, int64_t id, char *tmp, size_t tmplen)
 	for (int tries = 0; tries < 8; tries++) {
 		snprintf(tmp, tmplen, STORE_TMP_PREFIX "%lld-%s-%ld-%016llx",
 		    (long long)id, host, (long)getpid(), (unsigned long long)random64());
+		/* 0644 (less the umask): in x-accel and x-sendfile modes the
+		 * front server opens the file as its own user. */
 		fd = openat(dirfd, tmp, O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW |
 		    O_CLOEXEC | O_NOCTTY, 0644);
 		if (fd != -1 || errno != EEXIST)

@@ -115,13 +115,15 @@ void store_test_point(const char *step);
 int store_lock(int dirfd, int64_t id);
 
 /*
- * Creates a new empty temporary file for id in directory dirfd (any
+ * Writes bytes to a new temporary file for id in directory dirfd (any
  * directory: vmake.c uses the variant size directories), named as
  * store_put's are (STORE_TMP_PREFIX, id, host, pid, random), so
  * store_clean_tmp run on that directory removes it when its writer is
- * gone. Mode 0644 less the umask. Returns a descriptor open for writing
- * with the name in tmp, or -1 with errno set.
+ * gone; fsynced when durable is set. Mode 0644 less the umask. Returns 0
+ * with the name in tmp (the caller renames it into place), or an errno
+ * value, and then no file is left.
  */
-int store_tmp_create(int dirfd, int64_t id, char *tmp, size_t tmplen);
+int store_write_tmp(int dirfd, int64_t id, const void *bytes, size_t len,
+    int durable, char *tmp, size_t tmplen);
 
 #endif

@@ -242,20 +242,6 @@ version_of(const unsigned char *p, size_t len, char out[17])
 		snprintf(out + 2 * i, 3, "%02x", md[i]);
 }
 
-/* The limits of image.c, from the options (conf.c holds every default). */
-static void
-limits_from_conf(struct image_limits *l, const struct conf *c)
-{
-	image_limits_default(l);
-	l->max_bytes = (size_t)c->upload_max;
-	l->max_pixels = c->max_pixels;
-	l->max_frames = (unsigned)c->max_frames;
-	l->max_side = (unsigned)c->max_side;
-	l->max_aspect = (unsigned)c->max_aspect;
-	l->crop = c->crop;
-	l->quality = (int)c->quality;
-}
-
 /* What the store's hooks need to make and drop an avatar's variants. */
 struct put_ctx {
 	const struct conf *c;
@@ -319,7 +305,7 @@ do_put(const struct conf *c, const struct job_msg *m, int bfd,
 		reply_set(rm, 500, "{\"error\":\"the upload body could not be read\"}");
 		return;
 	}
-	limits_from_conf(&lim, c);
+	conf_image_limits(c, &lim);
 	image_process(&lim, p == MAP_FAILED ? "" : p, m->len, &io);
 	if (p != MAP_FAILED)
 		munmap(p, m->len);

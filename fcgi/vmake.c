@@ -45,19 +45,6 @@ struct run {
 	struct vmake_result *res;
 };
 
-/* The limits of image.c from the options; max_side and crop do not apply
- * to variants (image.h). */
-static void
-limits_of(const struct conf *c, struct image_limits *l)
-{
-	image_limits_default(l);
-	l->max_bytes = (size_t)c->upload_max;
-	l->max_pixels = c->max_pixels;
-	l->max_frames = (unsigned)c->max_frames;
-	l->max_aspect = (unsigned)c->max_aspect;
-	l->quality = (int)c->quality;
-}
-
 /* A directory beneath dfd, never through a symlink, made first (0755: in
  * x-accel and x-sendfile modes the front server reads it as its own user)
  * when create is set. Returns a descriptor or -1 with errno set. */
@@ -124,22 +111,6 @@ present(struct run *r, unsigned size, enum sniff_type type)
 	    st.st_size > 0;
 }
 
-static int
-write_all(int fd, const unsigned char *p, size_t len)
-{
-	while (len > 0) {
-		ssize_t n = write(fd, p, len);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			return -1;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
 /*
  * Writes one variant: a temporary file in its size directory, renamed
  * into place, so a reader finds it whole or not at all. Named as the
@@ -152,7 +123,7 @@ static int
 put(struct run *r, unsigned size, enum sniff_type type, const void *bytes, size_t len)
 {
 	char tmp[TMP_NAME_MAX], name[VARIANT_NAME_MAX];
-	int dfd, fd, err;
+	int dfd, err;
 
 	if (base_name(r, size, type, name, sizeof(name)) == -1) {
 		errno = EINVAL;
@@ -160,16 +131,9 @@ put(struct run *r, unsigned size, enum sniff_type type, const void *bytes, size_
 	}
 	if ((dfd = size_dir(r, size, 1)) == -1)
 		return -1;
-	if ((fd = store_tmp_create(dfd, r->id, tmp, sizeof(tmp))) == -1)
+	if ((err = store_write_tmp(dfd, r->id, bytes, len, 0, tmp, sizeof(tmp))) != 0) {
+		errno = err;
 		return -1;
-	if (write_all(fd, bytes, len) == -1) {
-		err = errno;
-		close(fd);
-		goto fail;
-	}
-	if (close(fd) == -1) {
-		err = errno;
-		goto fail;
 	}
 	if (renameat(dfd, tmp, dfd, name) == -1) {
 		err = errno;
@@ -341,7 +305,7 @@ vmake_bytes(const struct conf *c, int dirfd, int64_t id, const void *bytes, size
 	n = variant_wants(&c->variants, type, all, WANTS_MAX);
 	list_missing(&r, all, n < WANTS_MAX ? n : WANTS_MAX);
 	if (r.ntodo > 0) {
-		limits_of(c, &lim);
+		conf_image_limits(c, &lim);	/* max_side and crop do not apply (image.h) */
 		status = image_variants(&lim, bytes, len, r.todo, r.ntodo, on_variant, &r,
 		    &w, &h, &res->why);
 		if (status != 0)
