@@ -52,7 +52,8 @@ is_digit(char c)
 static int
 oracle_id(const char *seg, size_t len, int64_t *id)
 {
-	static const char *const ext[] = { "png", "jpg", "jpeg", "gif", "webp" };
+	/* An avatar's extensions, and the two that also name a format. */
+	static const char *const ext[] = { "png", "jpg", "jpeg", "gif", "webp", "avif" };
 	size_t i = 0, start, ndig;
 	int neg = 0;
 	uint64_t mag = 0;
@@ -183,6 +184,23 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fprintf(stderr, "id: got kind %d has_id %d id %lld, oracle kind %d has_id %d id %lld\n",
 		    r.kind, r.has_id, (long long)r.id, want_kind, want_id, (long long)id);
 		abort();
+	}
+	/* The format an id's extension asks for: only .webp and .avif name
+	 * one; no extension at all is "bare". */
+	if (want_id) {
+		const char *dot = memchr(seg, '.', seglen);
+		size_t xl = dot ? seglen - (size_t)(dot - seg) : 0;
+		enum sniff_type want = SNIFF_NONE;
+
+		if (xl == 5 && strncasecmp(dot, ".webp", 5) == 0)
+			want = SNIFF_WEBP;
+		else if (xl == 5 && strncasecmp(dot, ".avif", 5) == 0)
+			want = SNIFF_AVIF;
+		if (r.want != want || r.bare != (dot == NULL)) {
+			fprintf(stderr, "format: got want %d bare %d, oracle %d %d\n",
+			    r.want, r.bare, want, dot == NULL);
+			abort();
+		}
 	}
 
 	if (f[F_METHOD].v != NULL) {

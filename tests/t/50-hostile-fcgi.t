@@ -17,7 +17,7 @@ use lib 'tests/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
-use Responder qw(start stop wait_for write_file);
+use Responder qw(start stop wait_for write_file children);
 
 my $hostile = './build/fcgi-hostile';
 -x $hostile or BAIL_OUT("$hostile not built (make build/fcgi-hostile)");
@@ -34,12 +34,7 @@ write_file("$dir/-1.png", "\x89PNG\r\n\x1a\n\0\0\0\rIHDR" . ('d' x 50) . $IEND);
 # --upload-max below the 1 MiB of the big-stdin attack.
 my $r = start(dir => $dir, args => [ '--workers', '2', '--timeout', '2', '--upload-max', '512K' ]);
 
-sub workers {
-    my $f = "/proc/$r->{pid}/task/$r->{pid}/children";
-    open my $fh, '<', $f or return '';
-    my $kids = <$fh> // '';
-    return join ' ', sort { $a <=> $b } split ' ', $kids;
-}
+sub workers { return join ' ', children($r->{pid}) }    # read workers only
 
 sub log_text { Responder::slurp($r->{log}) }
 

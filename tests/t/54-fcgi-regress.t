@@ -10,7 +10,7 @@ use warnings;
 use lib 'tests/lib';
 use Test::More;
 use File::Temp qw(tempdir);
-use Responder qw(start stop wait_for write_file);
+use Responder qw(start stop wait_for write_file children);
 
 my $hostile = './build/fcgi-hostile';
 -x $hostile or BAIL_OUT("$hostile not built (make build/fcgi-hostile)");
@@ -20,10 +20,7 @@ cmp_ok(scalar @files, '>=', 1, scalar(@files) . ' regression inputs');
 my $dir = tempdir('avatar-rg-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 system('cp', 'avatars/-1.png', 'avatars/1000.png', $dir) == 0 or die;
 my $r = start(dir => $dir, args => [ '--workers', '2', '--timeout', '2' ]);
-sub workers {
-    open my $fh, '<', "/proc/$r->{pid}/task/$r->{pid}/children" or return '';
-    return join ' ', sort { $a <=> $b } split ' ', <$fh> // '';
-}
+sub workers { return join ' ', children($r->{pid}) }    # read workers only
 wait_for(sub { (() = workers() =~ /\d+/g) == 2 }, 10) or BAIL_OUT('pool did not start');
 my $pool = workers();
 
