@@ -50,6 +50,10 @@ static const struct tcase cases[] = {
 	{ "ok-rgb.png",        0, IMAGE_CROP_NONE,   0,    300,  200,  1, SNIFF_PNG, 0 },
 	{ "ok-rgba.png",       0, IMAGE_CROP_NONE,   0,    256,  256,  1, SNIFF_PNG, 0 },
 	{ "ok-rgb.png",        0, IMAGE_CROP_CENTRE, 40,   40,   40,   1, SNIFF_PNG, 0 },
+	/* Portrait, and no size divides evenly: 263x350 (262.5 rounded up);
+	 * 100x173, made here, whose width rounds up at 64 (36.99). */
+	{ "ok-exif-gps.jpg",   0, IMAGE_CROP_NONE,   350,  263,  350,  1, SNIFF_JPEG, 0 },
+	{ "gen:100x173",       1, 0,                 0,    100,  173,  1, SNIFF_PNG, 0 },
 	{ "ok-baseline.jpg",   0, IMAGE_CROP_CENTRE, 0,    480,  480,  1, SNIFF_JPEG, 0 },
 	{ "ok-large.jpg",      0, IMAGE_CROP_NONE,   600,  600,  450,  1, SNIFF_JPEG, 0 },
 	{ "ok-anim.gif",       0, IMAGE_CROP_NONE,   0,    120,  80,   3, SNIFF_GIF, 0 },
@@ -238,8 +242,25 @@ original(const struct tcase *c, size_t *len)
 {
 	struct image_limits l;
 	struct image_out o;
-	unsigned char *raw = corpus_file(c->file, len), *buf = NULL;
+	unsigned char *raw, *buf = NULL;
+	unsigned gw, gh;
 
+	/* "gen:WxH": a gradient PNG of that size, made here. */
+	if (sscanf(c->file, "gen:%ux%u", &gw, &gh) == 2) {
+		VipsImage *g = NULL, *u = NULL;
+		void *png = NULL;
+
+		if (vips_xyz(&g, (int)gw, (int)gh, NULL) == 0 && vips_cast_uchar(g, &u, NULL) == 0 &&
+		    vips_pngsave_buffer(u, &png, len, NULL) == 0 && (buf = malloc(*len)) != NULL)
+			memcpy(buf, png, *len);
+		g_free(png);
+		if (u != NULL)
+			g_object_unref(u);
+		if (g != NULL)
+			g_object_unref(g);
+		return buf;
+	}
+	raw = corpus_file(c->file, len);
 	if (raw == NULL || c->raw)
 		return raw;
 	image_limits_default(&l);
