@@ -548,6 +548,46 @@ direct(void)
 	g_object_unref(clear);
 	g_free(png);
 
+	/* Two frames, black then white: each is fitted on its own, so no
+	 * row of one takes colour from the other (libvips' thumbnail of the
+	 * whole strip gave 15 and 239 at the seam). */
+	{
+		const struct image_want gif32[] = { { 32, SNIFF_GIF } };
+		VipsImage *two = NULL, *strip = NULL, *back = NULL;
+		void *gif = NULL;
+		size_t glen = 0;
+		double *a = NULL, *z = NULL;
+		int na = 0, nz = 0;
+
+		memset(got, 0, sizeof(got));
+		if (vips_black(&two, 100, 200, "bands", 3, NULL) == 0 &&
+		    vips_draw_rect1(two, 255.0, 0, 100, 100, 100, "fill", TRUE, NULL) == 0 &&
+		    vips_cast_uchar(two, &strip, NULL) == 0) {
+			vips_image_set_int(strip, VIPS_META_PAGE_HEIGHT, 100);
+			vips_gifsave_buffer(strip, &gif, &glen, NULL);
+		}
+		ok(gif != NULL && image_variants(&l, gif, glen, gif32, 1, collect, got, &w, &h,
+		    &why) == 0 && got[0].bytes != NULL && got[0].frames == 2,
+		    "seam: a 2-frame GIF at 32");
+		if (got[0].bytes != NULL && vips_gifload_buffer(got[0].bytes, got[0].len, &back,
+		    "n", -1, NULL) == 0 && vips_getpoint(back, &a, &na, 16, 31, NULL) == 0 &&
+		    vips_getpoint(back, &z, &nz, 16, 32, NULL) == 0)
+			ok(a[0] == 0 && z[0] == 255, "seam: frame edges untouched (%.0f, %.0f)",
+			    a[0], z[0]);
+		else
+			ok(0, "seam: decoded");
+		g_free(a);
+		g_free(z);
+		free(got[0].bytes);
+		g_free(gif);
+		if (back != NULL)
+			g_object_unref(back);
+		if (strip != NULL)
+			g_object_unref(strip);
+		if (two != NULL)
+			g_object_unref(two);
+	}
+
 	anim = corpus_file("ok-anim.gif", &len);
 	memset(got, 0, sizeof(got));
 	ok(anim != NULL && image_variants(&l, anim, len, avif_anim, 3, collect, got, &w, &h,
