@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vips/vips.h>
@@ -494,6 +496,43 @@ refused(void)
 	}
 }
 
+/* vmake_id waits for the store's lock of the id: while another process
+ * holds it (600 ms here), not one variant of the id appears. */
+static void
+waits_for_lock(void)
+{
+	const int64_t id = 950;
+	struct vmake_result res;
+	struct stat st;
+	unsigned char *b;
+	size_t len = 0;
+	int p[2], rc, status = -1;
+	char c;
+	pid_t pid;
+
+	b = original(&cases[0], &len);
+	if (!ok(b != NULL && store(id, b, len, &st) == 0 && pipe(p) == 0, "lock: stored"))
+		goto done;
+	if ((pid = fork()) == 0) {
+		int lfd = store_lock(dfd, id);
+
+		if (write(p[1], "x", 1) != 1 || lfd == -1)
+			_exit(2);
+		usleep(600 * 1000);
+		_exit(count_files(id, NULL) == 0 ? 0 : 1);
+	}
+	if (!ok(pid > 0 && read(p[0], &c, 1) == 1, "lock: held by another process"))
+		goto done;
+	rc = vmake_id(&conf, dfd, id, &res);
+	waitpid(pid, &status, 0);
+	ok(rc == 0 && res.made > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "lock: nothing was written while it was held (child status %d)", status);
+	close(p[0]);
+	close(p[1]);
+done:
+	free(b);
+}
+
 /* image_variants alone: JPEG of a transparent image is drawn on white;
  * a want list that stops early; an AVIF-only list of an animation. */
 static int
@@ -654,6 +693,7 @@ main(int argc, char **argv)
 		run_case(&cases[i], (int64_t)(100 + i));
 	replace_and_drop();
 	refused();
+	waits_for_lock();
 	direct();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
