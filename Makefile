@@ -63,6 +63,9 @@ VIPS_LIBS   = $(shell pkg-config --libs vips libwebpmux)
 fcgi/image.o build/asan/image.o: CFLAGS += $(VIPS_CFLAGS)
 fcgi/image.o build/asan/image.o: fcgi/image.h fcgi/sniff.h
 
+# The image.o rules above name a target first: without this, a bare make
+# built fcgi/image.o alone.
+.DEFAULT_GOAL := all
 all: avatar.fcgi
 
 # Install first, then build: every compile waits for "ensure-deps build", and

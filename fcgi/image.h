@@ -118,7 +118,9 @@ void image_out_free(struct image_out *out);
  * animation stays animated in GIF and WebP; AVIF, which libvips 8.14 cannot
  * save animated, gets status 415 "animation" for an animated original, and
  * the caller falls back to the stored type. Quality: l->quality for JPEG,
- * lossy WebP and AVIF (AVIF at its fastest effort, about 1 s a megapixel).
+ * lossy WebP and AVIF (AVIF at its fastest effort: all
+ * the default sizes and the full size of a 1024x1024 photo add 250 to
+ * 330 ms of CPU to the 300 ms of PNG or JPEG and WebP).
  * Metadata is stripped from every output.
  *
  * emit is called once per want, in order, with out filled like

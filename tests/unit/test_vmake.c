@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <vips/vips.h>
@@ -50,13 +52,17 @@ static const struct tcase cases[] = {
 	{ "ok-rgb.png",        0, IMAGE_CROP_NONE,   0,    300,  200,  1, SNIFF_PNG, 0 },
 	{ "ok-rgba.png",       0, IMAGE_CROP_NONE,   0,    256,  256,  1, SNIFF_PNG, 0 },
 	{ "ok-rgb.png",        0, IMAGE_CROP_CENTRE, 40,   40,   40,   1, SNIFF_PNG, 0 },
+	/* Portrait, and no size divides evenly: 263x350 (262.5 rounded up);
+	 * 100x173, made here, whose width rounds up at 64 (36.99). */
+	{ "ok-exif-gps.jpg",   0, IMAGE_CROP_NONE,   350,  263,  350,  1, SNIFF_JPEG, 0 },
+	{ "gen:100x173",       1, 0,                 0,    100,  173,  1, SNIFF_PNG, 0 },
 	{ "ok-baseline.jpg",   0, IMAGE_CROP_CENTRE, 0,    480,  480,  1, SNIFF_JPEG, 0 },
 	{ "ok-large.jpg",      0, IMAGE_CROP_NONE,   600,  600,  450,  1, SNIFF_JPEG, 0 },
 	{ "ok-anim.gif",       0, IMAGE_CROP_NONE,   0,    120,  80,   3, SNIFF_GIF, 0 },
 	/* Its two frames are the same pixels: libwebp's animation encoder
 	 * merges them into one (with both delays). */
 	{ "ok-anim-alpha.gif", 0, IMAGE_CROP_CENTRE, 0,    64,   64,   2, SNIFF_GIF, 1 },
-	{ "ok-still.gif",      0, IMAGE_CROP_CENTRE, 0,    0,    0,    1, SNIFF_GIF, 0 },
+	{ "ok-still.gif",      0, IMAGE_CROP_NONE,   0,    100,  80,   1, SNIFF_GIF, 0 },
 	{ "ok-lossy.webp",     0, IMAGE_CROP_CENTRE, 0,    480,  480,  1, SNIFF_WEBP, 0 },
 	{ "ok-anim.webp",      0, IMAGE_CROP_NONE,   0,    120,  80,   3, SNIFF_WEBP, 0 },
 	/* Hand-filled: EXIF orientation (400x300 on disk, upright 300x400),
@@ -193,6 +199,20 @@ decode(enum sniff_type type, const unsigned char *b, size_t len, struct decoded 
 		return;
 	}
 	d->ok = 1;
+	{
+		/* No field a loader attaches for metadata it found. */
+		static const char *const deny[] = { "exif", "xmp", "iptc", "icc", "comment",
+			"orientation", "gps" };
+		gchar **fields = vips_image_get_fields(img);
+
+		for (int i = 0; fields[i] != NULL; i++)
+			for (size_t k = 0; k < NELEM(deny); k++)
+				if (strstr(fields[i], deny[k]) != NULL) {
+					snprintf(d->detail, sizeof(d->detail), "metadata: %s", fields[i]);
+					d->ok = 0;
+				}
+		g_strfreev(fields);
+	}
 	d->w = (unsigned)vips_image_get_width(img);
 	d->h = (unsigned)vips_image_get_page_height(img);
 	d->frames = (unsigned)vips_image_get_height(img) / d->h;
@@ -224,8 +244,25 @@ original(const struct tcase *c, size_t *len)
 {
 	struct image_limits l;
 	struct image_out o;
-	unsigned char *raw = corpus_file(c->file, len), *buf = NULL;
+	unsigned char *raw, *buf = NULL;
+	unsigned gw, gh;
 
+	/* "gen:WxH": a gradient PNG of that size, made here. */
+	if (sscanf(c->file, "gen:%ux%u", &gw, &gh) == 2) {
+		VipsImage *g = NULL, *u = NULL;
+		void *png = NULL;
+
+		if (vips_xyz(&g, (int)gw, (int)gh, NULL) == 0 && vips_cast_uchar(g, &u, NULL) == 0 &&
+		    vips_pngsave_buffer(u, &png, len, NULL) == 0 && (buf = malloc(*len)) != NULL)
+			memcpy(buf, png, *len);
+		g_free(png);
+		if (u != NULL)
+			g_object_unref(u);
+		if (g != NULL)
+			g_object_unref(g);
+		return buf;
+	}
+	raw = corpus_file(c->file, len);
 	if (raw == NULL || c->raw)
 		return raw;
 	image_limits_default(&l);
@@ -362,22 +399,20 @@ run_case(const struct tcase *c, int64_t id)
 	if (!ok((orig = original(c, &olen)) != NULL && store(id, orig, olen, &st) == 0,
 	    "%s: stored as %lld", c->file, (long long)id))
 		return;
-	decode(c->type, orig, olen, &d);
-	/* ok-still.gif's size is whatever the cleaning made it. */
-	struct tcase cc = *c;
-	if (cc.w == 0) {
-		cc.w = d.w;
-		cc.h = d.h;
+	/* A hand-filled original is stored as it is (EXIF orientation not
+	 * applied, metadata kept): only its variants are checked. */
+	if (!c->raw) {
+		decode(c->type, orig, olen, &d);
+		ok(d.ok && d.w == c->w && d.h == c->h && d.frames == c->frames,
+		    "%s: original %ux%u, %u frames (got %ux%u, %u %s)", c->file, c->w, c->h,
+		    c->frames, d.w, d.h, d.frames, d.detail);
 	}
-	if (c->raw)
-		d.w = cc.w, d.h = cc.h;	/* stored as is: EXIF orientation not applied yet */
-	ok(d.ok && d.w == cc.w && d.h == cc.h, "%s: original %ux%u", c->file, cc.w, cc.h);
 	variant_tag(tag, (uint64_t)st.st_size, &st.st_mtim);
 	/* (Each call before the ok() that prints its result: the order in
 	 * which arguments are evaluated is not defined.) */
 	rc = vmake_id(&conf, dfd, id, &res);
 	ok(rc == 0, "%s: vmake_id (%d %s)", c->file, res.status, res.why ? res.why : "");
-	check_variants(&cc, id, tag, orig, olen, &res);
+	check_variants(c, id, tag, orig, olen, &res);
 	/* Idempotent: a second run keeps everything and writes nothing. */
 	rc = vmake_id(&conf, dfd, id, &again);
 	ok(rc == 0 && again.made == 0 && again.copied == 0 &&
@@ -461,6 +496,43 @@ refused(void)
 	}
 }
 
+/* vmake_id waits for the store's lock of the id: while another process
+ * holds it (600 ms here), not one variant of the id appears. */
+static void
+waits_for_lock(void)
+{
+	const int64_t id = 950;
+	struct vmake_result res;
+	struct stat st;
+	unsigned char *b;
+	size_t len = 0;
+	int p[2], rc, status = -1;
+	char c;
+	pid_t pid;
+
+	b = original(&cases[0], &len);
+	if (!ok(b != NULL && store(id, b, len, &st) == 0 && pipe(p) == 0, "lock: stored"))
+		goto done;
+	if ((pid = fork()) == 0) {
+		int lfd = store_lock(dfd, id);
+
+		if (write(p[1], "x", 1) != 1 || lfd == -1)
+			_exit(2);
+		usleep(600 * 1000);
+		_exit(count_files(id, NULL) == 0 ? 0 : 1);
+	}
+	if (!ok(pid > 0 && read(p[0], &c, 1) == 1, "lock: held by another process"))
+		goto done;
+	rc = vmake_id(&conf, dfd, id, &res);
+	waitpid(pid, &status, 0);
+	ok(rc == 0 && res.made > 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	    "lock: nothing was written while it was held (child status %d)", status);
+	close(p[0]);
+	close(p[1]);
+done:
+	free(b);
+}
+
 /* image_variants alone: JPEG of a transparent image is drawn on white;
  * a want list that stops early; an AVIF-only list of an animation. */
 static int
@@ -514,6 +586,46 @@ direct(void)
 	free(got[0].bytes);
 	g_object_unref(clear);
 	g_free(png);
+
+	/* Two frames, black then white: each is fitted on its own, so no
+	 * row of one takes colour from the other (libvips' thumbnail of the
+	 * whole strip gave 15 and 239 at the seam). */
+	{
+		const struct image_want gif32[] = { { 32, SNIFF_GIF } };
+		VipsImage *two = NULL, *strip = NULL, *back = NULL;
+		void *gif = NULL;
+		size_t glen = 0;
+		double *a = NULL, *z = NULL;
+		int na = 0, nz = 0;
+
+		memset(got, 0, sizeof(got));
+		if (vips_black(&two, 100, 200, "bands", 3, NULL) == 0 &&
+		    vips_draw_rect1(two, 255.0, 0, 100, 100, 100, "fill", TRUE, NULL) == 0 &&
+		    vips_cast_uchar(two, &strip, NULL) == 0) {
+			vips_image_set_int(strip, VIPS_META_PAGE_HEIGHT, 100);
+			vips_gifsave_buffer(strip, &gif, &glen, NULL);
+		}
+		ok(gif != NULL && image_variants(&l, gif, glen, gif32, 1, collect, got, &w, &h,
+		    &why) == 0 && got[0].bytes != NULL && got[0].frames == 2,
+		    "seam: a 2-frame GIF at 32");
+		if (got[0].bytes != NULL && vips_gifload_buffer(got[0].bytes, got[0].len, &back,
+		    "n", -1, NULL) == 0 && vips_getpoint(back, &a, &na, 16, 31, NULL) == 0 &&
+		    vips_getpoint(back, &z, &nz, 16, 32, NULL) == 0)
+			ok(a[0] == 0 && z[0] == 255, "seam: frame edges untouched (%.0f, %.0f)",
+			    a[0], z[0]);
+		else
+			ok(0, "seam: decoded");
+		g_free(a);
+		g_free(z);
+		free(got[0].bytes);
+		g_free(gif);
+		if (back != NULL)
+			g_object_unref(back);
+		if (strip != NULL)
+			g_object_unref(strip);
+		if (two != NULL)
+			g_object_unref(two);
+	}
 
 	anim = corpus_file("ok-anim.gif", &len);
 	memset(got, 0, sizeof(got));
@@ -581,6 +693,7 @@ main(int argc, char **argv)
 		run_case(&cases[i], (int64_t)(100 + i));
 	replace_and_drop();
 	refused();
+	waits_for_lock();
 	direct();
 
 	snprintf(cmd, sizeof(cmd), "rm -rf %s", dir);
