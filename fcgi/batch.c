@@ -644,7 +644,12 @@ batch_main(int argc, char **argv)
 		if (slot_start(&b, &b.slot[i]) == -1)
 			log_die("variants: worker %zu: %s", i + 1, strerror(errno));
 	run(&b);
-	bar_clear(&b);
+	/* The last state stays on the screen, above the summary. */
+	if (b.bar) {
+		bar_draw(&b, clock_ms());
+		(void)!write(STDERR_FILENO, "\n", 1);
+		b.bar_shown = 0;
+	}
 	summary(&b, (double)(clock_ms() - b.t0) / 1000.0, cpus);
 	if (b.prune && !b.stopping) {
 		prune(&b, &p);
