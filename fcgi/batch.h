@@ -23,7 +23,12 @@
  * and temporary files older than STORE_TMP_MAX_AGE. Nothing outside
  * DIR/.v is ever removed, and no symlink is followed there. Variants of
  * sizes and formats no longer configured are kept: another responder may
- * share the directory with other settings.
+ * share the directory with other settings. Beside a live responder, a
+ * prune can remove the variants an upload made just before renaming its
+ * new original in (they carry a tag that is not yet current); the read
+ * path then serves the original and has them made again. A prune can
+ * make a variant missing, never stale. Workers run at the caller's
+ * priority: beside live traffic, start the command under nice(1).
  *
  * Output: on a terminal, a progress bar on stderr (done/total, percent,
  * ids per second, variants made, ETA), redrawn at most ten times a second;
