@@ -51,6 +51,7 @@ MODS    += upload
 MODS    += write
 MODS    += variant
 MODS    += vmake
+MODS    += batch
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 

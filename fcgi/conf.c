@@ -402,6 +402,9 @@ static const struct opt opts[] = {
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))
+/* getopt_long returns a subcommand's own options as NOPTS + i: below the
+ * 'V' and 'h' of --version and --help. */
+_Static_assert(NOPTS + CONF_CMD_OPTS_MAX < 'V', "option numbers collide");
 
 static void
 opt_set(struct conf *c, const struct opt *o, const char *flag, const char *v)
@@ -444,11 +447,10 @@ conf_cors_allows(const struct conf *c, const char *origin, size_t len)
 	}
 }
 
-void
-conf_usage(void)
+/* The shared option list, as --help shows it after its usage lines. */
+static void
+print_opts(void)
 {
-	printf("usage: avatar.fcgi [options]\n"
-	    "A FastCGI responder that serves user avatars behind nginx or lighttpd.\n\n");
 	for (size_t i = 0; i < NOPTS; i++) {
 		char lhs[64];
 
@@ -463,6 +465,14 @@ conf_usage(void)
 	}
 	printf("  %-24s %s\n  %-24s %s\n", "--help", "show this help and exit",
 	    "--version", "print the version and exit");
+}
+
+void
+conf_usage(void)
+{
+	printf("usage: avatar.fcgi [options]\n"
+	    "A FastCGI responder that serves user avatars behind nginx or lighttpd.\n\n");
+	print_opts();
 }
 
 /*
@@ -545,22 +555,31 @@ open_dir(struct conf *c)
 	 * reading need read permission on the directory itself. */
 	if (faccessat(c->dirfd, ".", R_OK | X_OK, AT_EACCESS) == -1)
 		log_die("--dir: %s: %s", c->dir, strerror(errno));
-	if (c->mode == MODE_X_SENDFILE)
-		dir_as_written(c);
 }
 
-void
-conf_load(struct conf *c, int argc, char **argv)
+/*
+ * Reads the defaults, the environment, then argv: the shared table and a
+ * subcommand's own options (own, nown; none for the server). usage: NULL
+ * for the server's --help, else the subcommand's first lines.
+ */
+static void
+parse(struct conf *c, int argc, char **argv, const char *usage,
+    const struct conf_cmd_opt *own, size_t nown, void *ctx)
 {
-	struct option lopts[NOPTS + 3];
+	struct option lopts[NOPTS + CONF_CMD_OPTS_MAX + 3];
 	size_t i;
 	int ch, idx;
 
+	if (nown > CONF_CMD_OPTS_MAX)
+		log_die("%zu options: at most %d", nown, CONF_CMD_OPTS_MAX);
 	memset(c, 0, sizeof(*c));
 	for (i = 0; i < NOPTS; i++) {
 		lopts[i] = (struct option){ opts[i].name, required_argument, NULL, (int)i };
 		opt_set(c, &opts[i], opts[i].name, opts[i].def);
 	}
+	for (size_t j = 0; j < nown; j++)
+		lopts[i++] = (struct option){ own[j].name,
+		    own[j].arg ? required_argument : no_argument, NULL, (int)(NOPTS + j) };
 	lopts[i++] = (struct option){ "help", no_argument, NULL, 'h' };
 	lopts[i++] = (struct option){ "version", no_argument, NULL, 'V' };
 	lopts[i] = (struct option){ NULL, 0, NULL, 0 };
@@ -577,7 +596,18 @@ conf_load(struct conf *c, int argc, char **argv)
 		char flag[64];
 
 		if (ch == 'h') {
-			conf_usage();
+			if (usage == NULL) {
+				conf_usage();
+				exit(0);
+			}
+			printf("%s\n", usage);
+			for (size_t j = 0; j < nown; j++) {
+				snprintf(flag, sizeof(flag), "--%s%s%s", own[j].name,
+				    own[j].arg ? " " : "", own[j].arg ? own[j].arg : "");
+				printf("  %-24s %s\n", flag, own[j].help);
+			}
+			printf("\nThe shared options (most matter only to the responder):\n");
+			print_opts();
 			exit(0);
 		}
 		if (ch == 'V') {
@@ -588,16 +618,40 @@ conf_load(struct conf *c, int argc, char **argv)
 			log_die("%s: unknown option (see --help)", argv[optind - 1]);
 		if (ch == ':')
 			log_die("%s: missing value", argv[optind - 1]);
+		if ((size_t)ch >= NOPTS) {
+			snprintf(flag, sizeof(flag), "--%s", own[ch - (int)NOPTS].name);
+			own[ch - (int)NOPTS].set(ctx, flag, optarg);
+			continue;
+		}
 		snprintf(flag, sizeof(flag), "--%s", opts[ch].name);
 		opt_set(c, &opts[ch], flag, optarg);
 	}
 	if (optind < argc)
 		log_die("%s: unexpected argument (see --help)", argv[optind]);
+}
+
+void
+conf_load(struct conf *c, int argc, char **argv)
+{
+	parse(c, argc, argv, NULL, NULL, 0, NULL);
 	open_dir(c);
+	if (c->mode == MODE_X_SENDFILE)
+		dir_as_written(c);
 	if (c->key_file[0] != '\0') {
 		char err[512];
 
 		if (sign_keys_load(&c->keys, c->key_file, err, sizeof(err)) == -1)
 			log_die("--key-file: %s", err);
 	}
+}
+
+void
+conf_load_cmd(struct conf *c, int argc, char **argv, const char *usage,
+    const struct conf_cmd_opt *own, size_t nown, void *ctx)
+{
+	/* Only the directory is opened: a subcommand serves nothing, so the
+	 * key file and the x-sendfile path check, which an operator's shell
+	 * may not pass (AVATAR_* set for the service), are not its business. */
+	parse(c, argc, argv, usage, own, nown, ctx);
+	open_dir(c);
 }

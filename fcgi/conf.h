@@ -75,6 +75,29 @@ struct conf {
  * 2 on any bad value, after one line on stderr. */
 void conf_load(struct conf *c, int argc, char **argv);
 
+/*
+ * A subcommand's own option, beside the shared table ("avatar.fcgi
+ * variants --jobs N"). set gets the flag's name and its value (NULL for an
+ * option without one) as each is seen on the command line; it exits 2
+ * through log_die for a bad value, as the shared setters do.
+ */
+struct conf_cmd_opt {
+	const char *name;	/* long flag without "--" */
+	const char *arg;	/* metavariable in --help; NULL: takes no value */
+	const char *help;
+	void (*set)(void *ctx, const char *flag, const char *value);
+};
+#define CONF_CMD_OPTS_MAX 8
+
+/*
+ * conf_load for a subcommand: argv[0] is its name. The shared options and
+ * AVATAR_* variables are read as conf_load reads them, then own's; the
+ * directory is opened; no key file is read. --help prints usage (the
+ * subcommand's first lines), its own options, then the shared ones.
+ */
+void conf_load_cmd(struct conf *c, int argc, char **argv, const char *usage,
+    const struct conf_cmd_opt *own, size_t nown, void *ctx);
+
 /* Prints the option list (the same one --help shows) to stdout. */
 void conf_usage(void);
 

@@ -3,6 +3,7 @@
  * listening socket, maps the counters, then either serves in this process
  * (--workers 0) or becomes the supervisor of a pool.
  */
+#include "batch.h"
 #include "conf.h"
 #include "log.h"
 #include "pool.h"
@@ -86,6 +87,10 @@ main(int argc, char **argv)
 	/* A tool for the site's operators, not a server: no socket, no dir. */
 	if (argc > 1 && strcmp(argv[1], "sign") == 0)
 		return sign_main(argc - 1, argv + 1);
+	/* The batch maker of size and format variants (batch.h): its own
+	 * workers and signals, no socket. */
+	if (argc > 1 && strcmp(argv[1], "variants") == 0)
+		return batch_main(argc - 1, argv + 1);
 	/* The responder's signal meanings (the sign tool above keeps the
 	 * defaults, so Ctrl-C stops it). */
 	signals_init();
