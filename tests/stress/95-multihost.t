@@ -480,9 +480,9 @@ for my $i (0 .. $#hues) {
     system('convert', '-size', '160x160', "gradient:$hues[$i]-white", $f) == 0 or BAIL_OUT("convert $f");
     push @up, $f;
 }
-my %race = (red => "$TMP/img/red.png", blue => "$TMP/img/blue.jpg");
-system('convert', '-size', '160x160', 'gradient:red-darkred', $race{red}) == 0 or BAIL_OUT('convert');
-system('convert', '-size', '200x200', 'gradient:blue-navy', $race{blue}) == 0 or BAIL_OUT('convert');
+my %race = (a => "$TMP/img/reds.png", b => "$TMP/img/blues.jpg");
+system('convert', '-size', '160x160', 'gradient:red-darkred', $race{a}) == 0 or BAIL_OUT('convert');
+system('convert', '-size', '200x200', 'gradient:blue-navy', $race{b}) == 0 or BAIL_OUT('convert');
 
 # ---- 1. uploads alternate between the hosts under load ---------------------------------
 
@@ -526,7 +526,7 @@ system('convert', '-size', '200x200', 'gradient:blue-navy', $race{blue}) == 0 or
         my %ans;
         my %kid;
         for my $m (qw(a b)) {
-            my $file = $m eq 'a' ? $race{red} : $race{blue};
+            my $file = $race{$m};
             pipe my $rfh, my $wfh or die;
             my $pid = fork // die;
             if ($pid == 0) {
@@ -551,7 +551,7 @@ system('convert', '-size', '200x200', 'gradient:blue-navy', $race{blue}) == 0 or
         if (@orig != 1) { push @bad, "round $round: originals @orig"; next }
         my $v = sha16(slurp($orig[0]));
         push @bad, "round $round: the original is neither upload ($v)" unless $ans{$v};
-        my $winner = ($ans{$v} // '') eq 'a' ? 'red' : 'blue';
+        my $winner = ($ans{$v} // '') eq 'a' ? 'reddish' : 'bluish';
         my $tag = tag_of($orig[0]);
         my $want = colour($orig[0]);
         my @v = variants_of($A, 2001);
@@ -756,7 +756,7 @@ VCL
     my ($st2, $v2) = put('b', 3000, $up[3]);
     my $vv = via_cdn("/3000?v=$v2");
     is(sha16($vv->{body}), $v2, 'replaced: the new avatar at once through its versioned URL');
-    like($vv->{h}{'cache-control'} // '', qr/immutable/, 'which is cached as immutable');
+    like($vv->{h}{'cache-control'} // '', qr/immutable/, 'and that URL is cached as immutable');
     $watch->('/3000', $v1, $v2, $MAXAGE, "replaced, /3000 through the CDN (max-age $MAXAGE)");
 
     # Revalidation: after max-age Varnish asks a host with If-None-Match
