@@ -728,7 +728,8 @@ VCL
 
     # Polls $path through the CDN after its avatar changed from $old to
     # $new: every answer must be one of them, an old one only while the
-    # copy is no older than $life, and the new one must come.
+    # copy is fresh (its Age below $life: RFC 9111's freshness; a stale
+    # copy served would be at least $life old), and the new one must come.
     my $watch = sub {
         my ($path, $old, $new, $life, $name) = @_;
         my ($olds, $news, @bad) = (0, 0);
@@ -737,7 +738,7 @@ VCL
             my $s = sha16($r->{body});
             if ($s eq $old && !$news) {
                 $olds++;
-                push @bad, "old copy at Age $r->{h}{age}" if ($r->{h}{age} // 99) > $life;
+                push @bad, "old copy at Age $r->{h}{age}" if ($r->{h}{age} // 99) >= $life;
             } elsif ($s eq $new) {
                 $news++;
                 last if $news >= 3;
@@ -746,7 +747,7 @@ VCL
             }
             sleep 0.25;
         }
-        ok(!@bad && $news >= 3, "$name: the old copy only while its Age <= $life s ($olds times), then the new one")
+        ok(!@bad && $news >= 3, "$name: the old copy only while its Age < $life s ($olds times), then the new one")
             or diag "@bad";
     };
 
