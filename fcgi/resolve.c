@@ -3,10 +3,22 @@
  * one fstatat per candidate name (two for a symlink); a file is opened only
  * to be streamed, or when it is new or changed (a different inode, size,
  * mtime or ctime).
+ *
+ * Transient errors. On a distributed file system (GlusterFS, NFS, CephFS)
+ * a name that another host renames a file over can fail for a moment with
+ * ESTALE: this mount still knew the old file by a handle the server has
+ * dropped. A file the walk just found under its name can also be gone by
+ * the time it is opened (ENOENT), when a writer changes the extension. The
+ * name itself is fine a moment later, so the whole lookup of that name
+ * (fstatat, open, reads) is made again, at once, at most RESOLVE_RETRIES
+ * times; each retry is counted (estale_retries) and logged at debug level.
+ * Without this the candidate would count as refused and the client would
+ * get the default avatar instead of the one that is there.
  */
 #include "resolve.h"
 #include "ext.h"
 #include "log.h"
+#include "stats.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -17,6 +29,17 @@
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+/* Immediate retries of one name's lookup after a transient error. The
+ * GlusterFS trial of issue 14 needed one; four looks in a row failing
+ * means the name is not settling, and the candidate does not count. */
+#define RESOLVE_RETRIES 3
+
+/* What load and look return besides 0 and -1: look at the name again. */
+#define AGAIN (-3)
+
+/* Weak: NULL unless a test defines it (resolve.h). */
+extern int resolve_test_fault(const char *call, const char *name) __attribute__((weak));
 
 static int dirfd_ = -1;
 static int want_body;
@@ -31,6 +54,25 @@ resolve_init(int dfd, int body, size_t fmax, size_t cache_limit)
 	cache_init(cache_limit);
 }
 
+/* The test seam: a nonzero errno value from the test fails the call. */
+static int
+fault(const char *call, const char *name)
+{
+	int err;
+
+	if (resolve_test_fault == NULL || (err = resolve_test_fault(call, name)) == 0)
+		return 0;
+	errno = err;
+	return -1;
+}
+
+/* A transient error of a distributed file system: see the top of the file. */
+static int
+transient(int err)
+{
+	return err == ESTALE;
+}
+
 /*
  * openat2 keeps every step of the path beneath the directory, symlinks
  * included. Kernels before 5.6 lack it: then symlinks are refused
@@ -42,6 +84,8 @@ open_beneath(const char *name)
 	struct open_how how;
 	int fd;
 
+	if (fault("open", name) == -1)
+		return -1;
 	memset(&how, 0, sizeof(how));
 	how.flags = O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC;
 	how.resolve = RESOLVE_BENEATH | RESOLVE_NO_MAGICLINKS;
@@ -52,17 +96,24 @@ open_beneath(const char *name)
 	return fd;
 }
 
+/* Reads len bytes at off; -1 with errno set (EIO when the file ends
+ * first: it shrank, which is no transient error). */
 static int
-read_full(int fd, unsigned char *buf, size_t len, off_t off)
+read_full(const char *name, int fd, unsigned char *buf, size_t len, off_t off)
 {
 	size_t got = 0;
 
+	if (fault("read", name) == -1)
+		return -1;
 	while (got < len) {
 		ssize_t n = pread(fd, buf + got, len - got, off + (off_t)got);
 		if (n == -1 && errno == EINTR)
 			continue;
-		if (n <= 0)
+		if (n <= 0) {
+			if (n == 0)
+				errno = EIO;
 			return -1;
+		}
 		got += (size_t)n;
 	}
 	return 0;
@@ -97,8 +148,9 @@ remember(struct cache_entry *e, const struct stat *lst)
  * Opens, checks and (in bytes mode) loads one candidate; lst is what
  * fstatat without following found under name just before. known: NULL, or
  * the entry for name, still valid but held without its bytes (a file over
- * file_max, streamed). Returns 0 with *a filled, or -1 when the candidate
- * does not count.
+ * file_max, streamed). Returns 0 with *a filled, -1 when the candidate
+ * does not count, or AGAIN (errno set) after a transient error or when
+ * the name was gone by the time it was opened.
  */
 static int
 load(int64_t id, uint32_t kind, const char *name, const struct stat *lst,
@@ -111,11 +163,12 @@ load(int64_t id, uint32_t kind, const char *name, const struct stat *lst,
 	enum sniff_type type;
 	const char *why;
 	size_t hlen, tlen;
-	int fd, tries = 0;
+	int fd, err, tries = 0;
 
 	if ((fd = open_beneath(name)) == -1) {
-		if (errno == ENOENT)
-			return -1;
+		/* fstatat found the name a moment ago. */
+		if (errno == ENOENT || transient(errno))
+			return AGAIN;
 		if (errno == EXDEV || errno == ELOOP)
 			log_warnx("%s: refused: leads outside the avatars directory", name);
 		else
@@ -123,7 +176,9 @@ load(int64_t id, uint32_t kind, const char *name, const struct stat *lst,
 		return -1;
 	}
 again:
-	if (fstat(fd, &st) == -1) {
+	if (fault("fstat", name) == -1 || fstat(fd, &st) == -1) {
+		if (transient(errno))
+			goto retry;
 		log_warn("%s: fstat", name);
 		goto fail;
 	}
@@ -144,7 +199,9 @@ again:
 		}
 	}
 	hlen = st.st_size < SNIFF_HEAD_LEN ? (size_t)st.st_size : SNIFF_HEAD_LEN;
-	if (read_full(fd, head, hlen, 0) == -1) {
+	if (read_full(name, fd, head, hlen, 0) == -1) {
+		if (transient(errno))
+			goto retry;
 		log_warn("%s: read", name);
 		goto fail;
 	}
@@ -154,7 +211,9 @@ again:
 	}
 	/* One more read, of the end: a file cut short is not an avatar. */
 	tlen = st.st_size < SNIFF_TAIL_LEN ? (size_t)st.st_size : SNIFF_TAIL_LEN;
-	if (read_full(fd, tail, tlen, st.st_size - (off_t)tlen) == -1) {
+	if (read_full(name, fd, tail, tlen, st.st_size - (off_t)tlen) == -1) {
+		if (transient(errno))
+			goto retry;
 		log_warn("%s: read", name);
 		goto fail;
 	}
@@ -174,9 +233,11 @@ again:
 			log_warn("%s: malloc", name);
 			goto stream;
 		}
-		if (read_full(fd, body, (size_t)st.st_size, 0) == -1) {
-			log_warn("%s: read", name);
+		if (read_full(name, fd, body, (size_t)st.st_size, 0) == -1) {
 			free(body);
+			if (transient(errno))
+				goto retry;
+			log_warn("%s: read", name);
 			goto fail;
 		}
 		/* A file written in place while we read it: read it again, so
@@ -208,6 +269,11 @@ again:
 stream:
 	a->fd = fd;
 	return 0;
+retry:
+	err = errno;
+	close(fd);
+	errno = err;
+	return AGAIN;
 fail:
 	close(fd);
 	return -1;
@@ -241,16 +307,21 @@ still_valid(const struct cache_entry *e, const char *name, const struct stat *ls
 }
 
 /*
- * One candidate name of (id, kind). Returns 0 with *a filled, -1 when the
- * name exists but does not count, or -2 when there is no such name.
+ * One look at a candidate name of (id, kind). Returns 0 with *a filled, -1
+ * when the name exists but does not count, -2 when there is no such name,
+ * or AGAIN (errno set) to look again.
  */
 static int
-try_name(int64_t id, uint32_t kind, const char *name, struct avatar *a)
+look(int64_t id, uint32_t kind, const char *name, struct avatar *a)
 {
 	struct cache_entry *e = cache_get(id, kind), *known = NULL;
 	struct stat st;
+	int rc;
 
-	if (fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+	if (fault("fstatat", name) == -1 ||
+	    fstatat(dirfd_, name, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (transient(errno))
+			return AGAIN;
 		if (errno != ENOENT && errno != ENOTDIR)
 			log_warn("%s: fstatat", name);
 		return errno == ENOENT || errno == ENOTDIR ? -2 : -1;
@@ -267,11 +338,32 @@ try_name(int64_t id, uint32_t kind, const char *name, struct avatar *a)
 		}
 		known = e;
 	}
-	if (load(id, kind, name, &st, known, a) == 0)
+	if ((rc = load(id, kind, name, &st, known, a)) == 0)
 		return 0;
 	/* Whatever was cached for this name is stale now. */
 	cache_drop(id, kind);
-	return -1;
+	return rc;
+}
+
+/*
+ * One candidate name of (id, kind), looked at again after a transient
+ * error (the top of the file). Returns 0 with *a filled, -1 when the name
+ * exists but does not count, or -2 when there is no such name.
+ */
+static int
+try_name(int64_t id, uint32_t kind, const char *name, struct avatar *a)
+{
+	int rc;
+
+	for (int retry = 0; (rc = look(id, kind, name, a)) == AGAIN; retry++) {
+		if (retry == RESOLVE_RETRIES) {
+			log_warn("%s: still failing after %d retries", name, retry);
+			return -1;
+		}
+		stats_inc(ST_ESTALE_RETRIES);
+		log_debug("%s: %s; looking it up again", name, strerror(errno));
+	}
+	return rc;
 }
 
 /*

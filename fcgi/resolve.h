@@ -45,4 +45,13 @@ int resolve_variant(int64_t id, uint32_t kind, const char *name, struct avatar *
 /* Closes a->fd if open. */
 void resolve_release(struct avatar *a);
 
+/*
+ * Test seam: when a program defines this function, every file system call
+ * of a lookup ("fstatat", "open", "fstat", "read") asks it first with the
+ * name looked up; a nonzero errno value returned fails that call with it,
+ * so a test can play a distributed file system's ESTALE. Undefined (a weak
+ * symbol) in the server, where it costs one comparison with NULL.
+ */
+int resolve_test_fault(const char *call, const char *name);
+
 #endif

@@ -45,6 +45,7 @@ static const struct {
 	[ST_VARIANT_MISSES] = { "variant_misses", "avatar_variant_misses_total", "Sizes or formats asked for before they were made (the best file there was served)." },
 	[ST_VARIANT_JOBS] = { "variant_jobs", "avatar_variant_jobs_total", "Jobs sent to the upload processes to make missing variants." },
 	[ST_VARIANTS_MADE] = { "variants_made", "avatar_variants_made_total", "Variant files written." },
+	[ST_ESTALE_RETRIES] = { "estale_retries", "avatar_estale_retries_total", "File system calls made again after a transient error: ESTALE from a distributed file system during a concurrent rename, or a name gone between its stat and its open." },
 };
 
 int

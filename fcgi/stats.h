@@ -30,6 +30,7 @@ enum stats_counter {
 	ST_VARIANT_MISSES,	/* a size or format asked for was not made yet */
 	ST_VARIANT_JOBS,	/* jobs sent to make an avatar's variants */
 	ST_VARIANTS_MADE,	/* variant files written (upload processes) */
+	ST_ESTALE_RETRIES,	/* file system calls made again (resolve.c, store.h) */
 	ST_NCOUNTERS
 };
 

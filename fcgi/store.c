@@ -6,7 +6,10 @@
  */
 #include "store.h"
 #include "ext.h"
+#include "log.h"
 #include "num.h"
+#include "stats.h"
+#include "variant.h"
 
 #include <dirent.h>
 #include <errno.h>
@@ -227,7 +230,7 @@ store_put_hooked(int dirfd, int64_t id, const char *ext, const void *bytes,
 	/* The new file's size and mtime are final now (a rename keeps them):
 	 * what is made from it can be named after it before anyone sees it. */
 	if (hk != NULL && hk->before != NULL) {
-		if (fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == -1) {
+		if (store_fstatat(dirfd, tmp, &st, AT_SYMLINK_NOFOLLOW) == -1) {
 			err = errno;
 			unlinkat(dirfd, tmp, 0);
 			return err;
@@ -242,16 +245,16 @@ store_put_hooked(int dirfd, int64_t id, const char *ext, const void *bytes,
 	point("locked");
 	for (size_t i = 0; (e = ext_name(i)) != NULL; i++) {
 		id_name(other, sizeof(other), id, e);
-		if (fstatat(dirfd, other, &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		if (store_fstatat(dirfd, other, &st, AT_SYMLINK_NOFOLLOW) == 0) {
 			*replaced = 1;
 			/* What a reader saw: the file a link leads to. */
 			if (nold < sizeof(old) / sizeof(old[0]) &&
-			    fstatat(dirfd, other, &old[nold], 0) == 0)
+			    store_fstatat(dirfd, other, &old[nold], 0) == 0)
 				nold++;
 		}
 	}
 	id_name(name, sizeof(name), id, ext);
-	if (renameat(dirfd, tmp, dirfd, name) == -1) {
+	if (store_renameat(dirfd, tmp, name) == -1) {
 		err = errno;
 		unlinkat(dirfd, tmp, 0);
 		goto done;
@@ -262,7 +265,7 @@ store_put_hooked(int dirfd, int64_t id, const char *ext, const void *bytes,
 		if (strcmp(e, ext) == 0)
 			continue;
 		id_name(other, sizeof(other), id, e);
-		if (unlinkat(dirfd, other, 0) == -1 && errno != ENOENT && err == 0)
+		if (store_unlinkat(dirfd, other, 0) == -1 && errno != ENOENT && err == 0)
 			err = errno;
 	}
 	point("unlinked");
@@ -298,9 +301,9 @@ store_delete_hooked(int dirfd, int64_t id, const struct store_hooks *hk)
 	for (size_t i = 0; (e = ext_name(i)) != NULL; i++) {
 		id_name(name, sizeof(name), id, e);
 		if (nold < sizeof(old) / sizeof(old[0]) &&
-		    fstatat(dirfd, name, &old[nold], 0) == 0)
+		    store_fstatat(dirfd, name, &old[nold], 0) == 0)
 			nold++;
-		if (unlinkat(dirfd, name, 0) == 0)
+		if (store_unlinkat(dirfd, name, 0) == 0)
 			removed++;
 		else if (errno != ENOENT && err == 0)
 			err = errno;
@@ -415,4 +418,102 @@ store_tmp_create(int dirfd, int64_t id, char *tmp, size_t tmplen)
 			break;
 	}
 	return fd;
+}
+
+/*
+ * Whether a call that failed should be made again: only after ESTALE, at
+ * most STORE_RETRIES times (store.h). Counts and logs the retry.
+ */
+static int
+retry_stale(int *tries, const char *call, const char *name)
+{
+	if (errno != ESTALE || *tries >= STORE_RETRIES)
+		return 0;
+	++*tries;
+	stats_add_shared(ST_ESTALE_RETRIES, 1);
+	log_debug("store: %s %s: %s; made again", call, name, strerror(ESTALE));
+	return 1;
+}
+
+int
+store_fstatat(int dirfd, const char *name, struct stat *st, int flags)
+{
+	int rc, tries = 0;
+
+	while ((rc = fstatat(dirfd, name, st, flags)) == -1 &&
+	    retry_stale(&tries, "fstatat", name))
+		;
+	return rc;
+}
+
+int
+store_openat(int dirfd, const char *name, int flags, mode_t mode)
+{
+	int fd, tries = 0;
+
+	while ((fd = openat(dirfd, name, flags, mode)) == -1 &&
+	    retry_stale(&tries, "open", name))
+		;
+	return fd;
+}
+
+int
+store_renameat(int dirfd, const char *from, const char *to)
+{
+	int rc, tries = 0;
+
+	while ((rc = renameat(dirfd, from, dirfd, to)) == -1 &&
+	    retry_stale(&tries, "rename", to))
+		;
+	return rc;
+}
+
+int
+store_unlinkat(int dirfd, const char *name, int flags)
+{
+	int rc, tries = 0;
+
+	while ((rc = unlinkat(dirfd, name, flags)) == -1 &&
+	    retry_stale(&tries, "unlink", name))
+		;
+	return rc;
+}
+
+/*
+ * Every size directory of .v gets store_clean_tmp: the sizes of this
+ * configuration, and those of an older one that --prune has not removed
+ * yet, since a writer of either may have died there. One readdir of .v,
+ * one of each size directory; subdirectories of a size directory are not
+ * vmake's and are left alone.
+ */
+int
+store_clean_tmp_variants(int dirfd, int64_t max_age)
+{
+	struct dirent *de;
+	DIR *d;
+	int vfd, fd, n = 0, err = 0;
+
+	vfd = openat(dirfd, VARIANT_DIR, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (vfd == -1)
+		return errno == ENOENT ? 0 : -1;
+	if ((d = fdopendir(vfd)) == NULL) {
+		err = errno;
+		close(vfd);
+		errno = err;
+		return -1;
+	}
+	while ((de = readdir(d)) != NULL) {
+		int k;
+
+		if (de->d_name[0] == '.')
+			continue;
+		fd = openat(vfd, de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (fd == -1)
+			continue;	/* not a directory, or gone meanwhile */
+		if ((k = store_clean_tmp(fd, max_age)) > 0)
+			n += k;
+		close(fd);
+	}
+	closedir(d);
+	return n;
 }

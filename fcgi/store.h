@@ -34,7 +34,14 @@
  * Every call works through the directory descriptor (openat, renameat,
  * unlinkat); no symlink is followed: renameat and unlinkat act on a link
  * itself, and files are created with O_EXCL | O_NOFOLLOW.
- * The caller decides whether to log; nothing here logs.
+ * The caller decides whether to log; nothing here logs but the debug line
+ * of a retried call (store_fstatat below).
+ *
+ * Shared directories. On a distributed file system (GlusterFS, NFS,
+ * CephFS) another host may rename over a name this mount looked up a
+ * moment ago, and a call on that name may fail once with ESTALE. The
+ * store's stats, renames and unlinks are made again then (store_fstatat),
+ * so a put does not fail, nor misjudge whether the id had a file before.
  */
 #ifndef AVATAR_STORE_H
 #define AVATAR_STORE_H
@@ -48,6 +55,9 @@
  * A writer holds its file for one write and one fsync of at most
  * --upload-max bytes already in memory: seconds even on a slow disk. */
 #define STORE_TMP_MAX_AGE 60
+
+/* Immediate retries of a call that failed with ESTALE. */
+#define STORE_RETRIES 3
 
 /* The prefix of every temporary file and the lock file's name. */
 #define STORE_TMP_PREFIX ".tmp-"
@@ -98,6 +108,26 @@ int store_delete_hooked(int dirfd, int64_t id, const struct store_hooks *hk);
  * when the directory cannot be read.
  */
 int store_clean_tmp(int dirfd, int64_t max_age);
+
+/*
+ * Removes the temporary files a killed writer left in each variant size
+ * directory (vmake.h: DIR/.v/SIZE/) as store_clean_tmp does in the avatars
+ * directory: every subdirectory of .v, one pass each, no deeper. Call at
+ * start-up with STORE_TMP_MAX_AGE, after store_clean_tmp. Returns the
+ * number removed (0 when there is no .v), or -1 with errno set.
+ */
+int store_clean_tmp_variants(int dirfd, int64_t max_age);
+
+/*
+ * fstatat, openat, renameat and unlinkat (flags as theirs), made again at
+ * once, at most STORE_RETRIES times, while the file system answers ESTALE;
+ * each retry is counted (stats.h, estale_retries) and logged at debug
+ * level. For this file and vmake.c, which writes in the same tree.
+ */
+int store_fstatat(int dirfd, const char *name, struct stat *st, int flags);
+int store_openat(int dirfd, const char *name, int flags, mode_t mode);
+int store_renameat(int dirfd, const char *from, const char *to);
+int store_unlinkat(int dirfd, const char *name, int flags);
 
 /*
  * Test seam: when a program defines this function, store_put calls it at

@@ -491,6 +491,9 @@ uploader_run(const struct conf *c, int qfd)
 		return 1;
 	}
 	(void)store_clean_tmp(c->dirfd, STORE_TMP_MAX_AGE);
+	/* Variants are written through temporary files in .v/SIZE/ too, by
+	 * this host or another sharing the directory. */
+	(void)store_clean_tmp_variants(c->dirfd, STORE_TMP_MAX_AGE);
 	while (!uploader_stop) {
 		struct job_msg m;
 		int reply_fd = -1, bfd = -1, r = recv_job(qfd, &m, &reply_fd, &bfd);

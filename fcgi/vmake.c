@@ -107,7 +107,7 @@ present(struct run *r, unsigned size, enum sniff_type type)
 	int fd = size_dir(r, size, 0);
 
 	return fd != -1 && base_name(r, size, type, name, sizeof(name)) == 0 &&
-	    fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
+	    store_fstatat(fd, name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISREG(st.st_mode) &&
 	    st.st_size > 0;
 }
 
@@ -135,7 +135,7 @@ put(struct run *r, unsigned size, enum sniff_type type, const void *bytes, size_
 		errno = err;
 		return -1;
 	}
-	if (renameat(dfd, tmp, dfd, name) == -1) {
+	if (store_renameat(dfd, tmp, name) == -1) {
 		err = errno;
 		goto fail;
 	}
@@ -156,7 +156,7 @@ read_file(int dfd, const char *name, size_t max, size_t *len, struct stat *st)
 	size_t got = 0;
 	int fd, err = 0;
 
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+	fd = store_openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
 	if (fd == -1)
 		return NULL;
 	if (fstat(fd, st) == -1)
@@ -378,7 +378,7 @@ vmake_drop(const struct conf *c, int dirfd, int64_t id, const struct stat *old)
 			continue;
 		for (enum sniff_type t = SNIFF_PNG; t <= SNIFF_AVIF; t++)
 			if (base_name(&r, size, t, name, sizeof(name)) == 0)
-				unlinkat(fd, name, 0);
+				(void)store_unlinkat(fd, name, 0);
 	}
 	for (size_t i = 0; i < r.nsub; i++)
 		close(r.sub[i].fd);

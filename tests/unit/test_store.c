@@ -564,6 +564,89 @@ test_clean(void)
 	    "avatars, other dot files and directories are left alone [%s]", listing());
 }
 
+
+/* The names in an open directory, . and .. left out. */
+static int
+count_in(int fd)
+{
+	struct dirent *de;
+	DIR *d;
+	int n = 0, fd2 = dup(fd);
+
+	if (fd2 == -1 || (d = fdopendir(fd2)) == NULL)
+		return -1;
+	rewinddir(d);
+	while ((de = readdir(d)) != NULL)
+		n += strcmp(de->d_name, ".") != 0 && strcmp(de->d_name, "..") != 0;
+	closedir(d);
+	return n;
+}
+
+/* ---- cleanup in the variant size directories (vmake.h's .v/SIZE) ---- */
+
+/* Files planted under .v: old ones date from before STORE_TMP_MAX_AGE;
+ * ".tmp-" names of host 0123456789abcdef are another host's. */
+static const struct {
+	const char *path;
+	int old, kept;
+} vfiles[] = {
+	{ ".v/64/.tmp-5-0123456789abcdef-1-00000000000000aa",	1, 0 },
+	{ ".v/64/.tmp-5-0123456789abcdef-1-00000000000000bb",	0, 1 },	/* fresh: its writer may live */
+	{ ".v/full/.tmp--5-0123456789abcdef-77-1",		1, 0 },
+	{ ".v/512/.tmp-6-0123456789abcdef-1-1",			1, 0 },	/* a size no longer configured */
+	{ ".v/64/5.2a-17f0.png",				1, 1 },	/* a variant */
+	{ ".v/64/deeper/.tmp-7-0123456789abcdef-1-1",		1, 1 },	/* not vmake's */
+	{ ".v/.tmp-8-0123456789abcdef-1-1",			1, 1 },	/* .v itself holds only sizes */
+	{ ".tmp-9-0123456789abcdef-1-1",			1, 1 },	/* store_clean_tmp's, not this */
+};
+
+static void
+test_clean_variants(void)
+{
+	char made[128];
+	struct timespec old[2];
+	struct stat st;
+	int fd, gone = 0, wrong = 0;
+	pid_t pid;
+
+	wipe();
+	ok(store_clean_tmp_variants(dfd, STORE_TMP_MAX_AGE) == 0,
+	    "no .v directory: nothing to do, no error");
+	mkdirat(dfd, ".v", 0755);
+	mkdirat(dfd, ".v/64", 0755);
+	mkdirat(dfd, ".v/64/deeper", 0755);
+	mkdirat(dfd, ".v/full", 0755);
+	mkdirat(dfd, ".v/512", 0755);
+	old[0].tv_sec = old[1].tv_sec = time(NULL) - STORE_TMP_MAX_AGE - 1;
+	old[0].tv_nsec = old[1].tv_nsec = 0;
+	for (size_t i = 0; i < NELEM(vfiles); i++) {
+		touch(vfiles[i].path, "x");
+		if (vfiles[i].old)
+			utimensat(dfd, vfiles[i].path, old, AT_SYMLINK_NOFOLLOW);
+	}
+	/* A writer of this host that died just now: its file goes at once. */
+	if ((pid = fork()) == 0) {
+		int vfd = openat(dfd, ".v/64", O_RDONLY | O_DIRECTORY);
+
+		_exit(vfd == -1 || store_tmp_create(vfd, 5, made, sizeof(made)) == -1);
+	}
+	waitpid(pid, NULL, 0);
+	fd = openat(dfd, ".v/64", O_RDONLY | O_DIRECTORY);
+	ok(store_clean_tmp_variants(dfd, STORE_TMP_MAX_AGE) == 4,
+	    "4 temporary files removed: 3 old ones of another host, 1 of a dead writer here");
+	for (size_t i = 0; i < NELEM(vfiles); i++) {
+		int there = fstatat(dfd, vfiles[i].path, &st, AT_SYMLINK_NOFOLLOW) == 0;
+
+		wrong += there != vfiles[i].kept;
+		gone += !there;
+	}
+	ok(wrong == 0 && gone == 3, "the old .tmp- files of every size directory went, the rest stayed");
+	/* Left in .v/64: the fresh .tmp-, the variant, deeper/. */
+	ok(fd != -1 && count_in(fd) == 3, "and the dead writer's file of this host too");
+	if (fd != -1)
+		close(fd);
+}
+
 int
 main(void)
 {
@@ -580,6 +663,7 @@ main(void)
 	test_concurrent();
 	test_killed();
 	test_clean();
+	test_clean_variants();
 	close(dfd);
 	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", dir);
 	if (system(cmd) != 0)
