@@ -327,7 +327,7 @@ sub lazy_one {
     ok unlink($gone), "$label: removed .v/64/3001.TAG.webp by hand";
     check_case($st, $av, ['P', '/3001.webp?s=64', undef, 'png', 64, 0, $SHORT],
         "$label, variant missing: the 64 px PNG at once");
-    ok poll_until(sub { -s $gone }, 60), "$label: .v/64/3001.TAG.webp is made again";
+    ok poll_until(sub { -s $gone }, 30), "$label: .v/64/3001.TAG.webp is made again";
     check_case($st, $av, ['P', '/3001.webp?s=64', undef, 'webp', 64, 0, $LIVE], "$label, made again");
 }
 
@@ -356,13 +356,13 @@ sub burst {
     close $gate_w;
     waitpid $_, 0 for @kids;
     my $file;
-    ok poll_until(sub { ($file) = grep { -s } glob "$av/.v/64/3005.*.png"; $file && made_lines($st, 3005, $log0) }, 60),
+    ok poll_until(sub { ($file) = grep { -s } glob "$av/.v/64/3005.*.png"; $file && made_lines($st, 3005, $log0) }, 30),
         "$label: the variants of the hand-filled 3005 are made";
     # Sentinels: two more ids queued after the burst's jobs, one per upload
     # process; when both are made, every job queued before them is done.
     hand_fill($av, $_, $HAND2) for 3006, 3007;
     get($st, "/$_?s=32") for 3006, 3007;
-    ok poll_until(sub { made_lines($st, 3006, $log0) && made_lines($st, 3007, $log0) }, 60),
+    ok poll_until(sub { made_lines($st, 3006, $log0) && made_lines($st, 3007, $log0) }, 30),
         "$label: the sentinel ids are made";
     my $variant = $file ? slurp($file) : '';
     my ($ok, @bad) = (0);
