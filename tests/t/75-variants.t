@@ -345,9 +345,12 @@ sub burst {
         if (!$pid) {
             close $gate_w;
             <$gate_r>;    # every child starts when the gate closes
-            my $r = get($st, '/3005?s=64');
-            spew("$UTMP/burst.$$.$i", join("\n", $r->{status}, hdr($r, 'Content-Type') // '',
-                hdr($r, 'Cache-Control') // '') . "\n\n" . $r->{body});
+            # No die may reach the END blocks here: they stop the stacks.
+            eval {
+                my $r = get($st, '/3005?s=64');
+                spew("$UTMP/burst.$$.$i", join("\n", $r->{status}, hdr($r, 'Content-Type') // '',
+                    hdr($r, 'Cache-Control') // '') . "\n\n" . $r->{body});
+            };
             POSIX::_exit(0);
         }
         push @kids, $pid;
