@@ -135,10 +135,12 @@ sub check_case {
 
 # /metrics through the front server (loopback may read it): the count of
 # variant files written, or undef when /metrics has none.
-sub made_count {
-    my ($st) = @_;
+sub made_count { metric($_[0], 'avatar_variants_made_total') }
+
+sub metric {
+    my ($st, $name) = @_;
     my $m = get($st, '/metrics')->{body};
-    return $m =~ /^avatar_variants_made_total (\d+)$/m ? $1 : undef;
+    return $m =~ /^\Q$name\E (\d+)$/m ? $1 : undef;
 }
 
 # The makings the responder logged for an id (a pattern), from the log's
@@ -348,6 +350,7 @@ sub burst {
     hand_fill($av, 3005, $HAND);
     my $orig = slurp("$av/3005.png");
     my ($count0, $log0) = (made_count($st), length slurp("$st->{run}/avatar.log"));
+    my $jobs0 = metric($st, 'avatar_variant_jobs_total') // 0;
     pipe(my $gate_r, my $gate_w) or die "pipe: $!";
     my @kids;
     for my $i (1 .. $n) {
@@ -398,6 +401,8 @@ sub burst {
     is $ok, $n, "$label: all $n concurrent answers are 200 and a whole image (the original, short, or the variant)"
         or diag join "\n", @bad[0 .. ($#bad < 4 ? $#bad : 4)];
     my @made = made_lines($st, 3005, $log0);
+    note "$label: the read workers sent " . ((metric($st, 'avatar_variant_jobs_total') // 0) - $jobs0)
+        . ' jobs for the burst and the two sentinels';
     is scalar(@made), 1, "$label: the variants of 3005 were made once (one \"variants: 3005: made\" line)"
         or diag join "\n", @made;
     my $count1 = made_count($st);
