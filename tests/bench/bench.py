@@ -6,7 +6,9 @@ every row in turn, the order rotated each round, so all rows share the
 machine's noise. Each round ends with the upload runs: signed PUTs of a
 2 MB JPEG through nginx alone (uploads per second, CPU per upload), then
 the GET run of the avatar.fcgi nginx rows twice, without and with uploads
-in flight. Medians, ratios to nginx static of the same round, the
+in flight, and the GET run of one row per mode at /1000?s=64 and at
+/1000 (issue 12's variants, made by the batch command before the servers
+start). Medians, ratios to nginx static of the same round, the
 targets' PASS/FAIL lines, a markdown report, a chart and the machine
 description follow. Started by tests/bench/run, which installs what is
 missing and raises the descriptor limit.
@@ -27,6 +29,7 @@ import time
 import measure
 import report
 import uploads
+import variants
 from servers import HERE, ROOT, ROWS, LABEL, UPLOAD_ROWS, Server, tools_missing
 
 # Sizes of each profile. orig_t and c1000_t only bound a run that would
@@ -294,6 +297,10 @@ def main():
           "upload_workers": workers, "settle": UPLOAD_SETTLE, "image": None, "skipped": None,
           "alone": [],
           "get": {k: [] for k in UPLOAD_ROWS if k in rows}}
+    # The variant runs: the rows asked for, those measured, and why not.
+    asked = [k for k in variants.VARIANT_ROWS if k in rows]
+    vr = {"asked": asked, "rows": list(asked), "pairs": {k: [] for k in asked},
+          "not_measured": {}, "skipped": None, "bytes": None, "batch_s": None, "size": variants.SIZE}
     try:
         avatars = os.path.join(work, "avatars")
         os.makedirs(avatars)
@@ -312,6 +319,15 @@ def main():
                 up["image"] = {"bytes": len(img), "width": UPLOAD_W, "height": UPLOAD_H}
                 log("bench: upload body: %dx%d JPEG, %d bytes, %d in flight, "
                     "--upload-workers %d" % (UPLOAD_W, UPLOAD_H, len(img), up["slots"], workers))
+        if vr["asked"]:
+            vr["skipped"], vr["batch_s"] = variants.make(binary, avatars)
+            if vr["skipped"]:
+                log("bench: no variant runs: %s" % vr["skipped"])
+                vr["rows"] = []
+            else:
+                vr["bytes"] = variants.bytes_table(avatars)
+                log("bench: variants of the avatars made by the batch command in %.1f s"
+                    % vr["batch_s"])
         for key in rows:
             # The upload rows' responders accept signed writes, with as many
             # upload processes as read workers.
@@ -347,6 +363,10 @@ def main():
                 if w["stored"] != w["uploads"] or w["errors"]:
                     log("bench: %s: warm-up uploads: %s, errors %s"
                         % (s.key, w["statuses"], w["error_samples"]))
+        vr["rows"] = [k for k in vr["rows"] if k not in not_started]
+        variants.check(servers, avatars, vr)
+        for key, why in vr["not_measured"].items():
+            log("bench: %s: /1000?s=%d not measured: %s" % (key, variants.SIZE, why))
         procs = {s.key: count_procs(s) for s in servers}
         log("bench: all rows up and warm")
 
@@ -368,6 +388,7 @@ def main():
                                "%.0f" % res["cpu_us"] if res["cpu_us"] else "-"))
                     time.sleep(0.2)
             upload_round(rnd, servers, img, plan, up)
+            variants.run_round(rnd, servers, plan, vr, log)
         # A pool that respawned or grew during the runs shows both counts.
         for s in servers:
             after = count_procs(s)
@@ -387,6 +408,8 @@ def main():
     up.pop("key", None)  # a path in the deleted work directory
     usums = report.upload_summary(up)
     verdicts += report.upload_targets(up, usums, not_started)
+    vsums = variants.summary(vr)
+    verdicts += variants.targets(vr, vsums, not_started)
     png = report.chart(sums, rows, out_dir)
     now = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     cmd = {"full": "make bench", "quick": "make bench QUICK=1",
@@ -416,6 +439,8 @@ def main():
     for kind in report.KINDS:
         md += ["## %s" % report.KIND_TITLE[kind], "", report.table(sums, kind, rows, procs), ""]
     md += report.upload_tables(up, usums)
+    if vr["asked"]:
+        md += variants.tables(vr, vsums)
     if not_started:
         md += ["## Rows that did not start", ""] + \
             ["- %s: %s" % (LABEL[k], e) for k, e in not_started.items()] + [""]
@@ -434,7 +459,7 @@ def main():
                    "elapsed_s": elapsed, "avatar_bytes": len(avatar), "processes": procs,
                    "not_started": not_started,
                    "changed": {s.key: s.notes for s in servers if s.notes}, "raw": raw,
-                   "uploads": up},
+                   "uploads": up, "variants": vr},
                   f, indent=1, ensure_ascii=False)
     print(text)
     print("bench: results in %s (%.0f s)" % (out_dir, elapsed))

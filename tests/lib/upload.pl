@@ -159,6 +159,8 @@ sub magic_type {
     return 'image/jpeg' if $b =~ /^\xff\xd8\xff/;
     return 'image/gif'  if $b =~ /^GIF8[79]a/;
     return 'image/webp' if $b =~ /^RIFF....WEBP/s;
+    # An ISO-BMFF file whose major brand is AVIF (still image or sequence).
+    return 'image/avif' if $b =~ /^....ftypavi[fs]/s;
     return 'unknown';
 }
 

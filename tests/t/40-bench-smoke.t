@@ -84,6 +84,22 @@ for my $row (qw(nginx-xaccel nginx-bytes)) {
         "$row: the uploads during its GET run were stored" or diag explain $u;
 }
 
+# Sizes (issue 12): one row per mode measured at /1000 and at /1000?s=64.
+my $var = $raw->{variants} // {};
+is $var->{skipped}, undef, 'the variant runs were not skipped' or diag $var->{skipped};
+is_deeply $var->{not_measured} // {}, {}, 'every variant row answered ?s=64 with the variant file'
+    or diag explain $var->{not_measured};
+# row                 GET run at /1000 and at /1000?s=64
+for my $row (qw(nginx-xaccel nginx-bytes lighttpd-xsendfile)) {
+    my $p = $var->{pairs}{$row}[0] // {};
+    for my $which (qw(orig s64)) {
+        my $r = $p->{$which} // {};
+        ok !$r->{error} && ($r->{rps} // 0) > 0 && !$r->{non2xx}, "$row, GET $which: measured"
+            or diag explain $r;
+    }
+}
+ok +($var->{bytes}{sizes}{64}{avif} // 0) > 0, 'the bytes table has the 64 px AVIF' or diag explain $var->{bytes};
+
 my $md = slurp("$out/results.md");
 # what the report must show                        pattern
 my @report = (
@@ -100,6 +116,12 @@ my @report = (
     ['uploads per second and CPU per upload',      qr/^INFO uploads through nginx → avatar\.fcgi x-accel alone: [\d.]+\/s .*CPU \d+ ms per upload/m],
     ['the upload table',                           qr/^## Uploads: signed `PUT` of a \d+-byte 3000×2000 JPEG/m],
     ['the GET-while-uploading table',              qr/^## GET while uploading/m],
+    ['the x-accel variant target',                 qr/^(PASS|FAIL) nginx → avatar\.fcgi x-accel: \/1000\?s=64 at [\d.]+ × \/1000's req\/s.*target ≥ 0\.95, 0\)$/m],
+    ['the bytes-mode variant target',              qr/^(PASS|FAIL) nginx → avatar\.fcgi bytes: \/1000\?s=64 at [\d.]+ ×/m],
+    ['the lighttpd variant target',                qr/^(PASS|FAIL) lighttpd → avatar\.fcgi x-sendfile: \/1000\?s=64 at [\d.]+ ×/m],
+    ['what a page of 50 avatars saves at 2x',      qr/^INFO a page of 50 avatars shown at 64 px \(128 px files for 2x\) saves \d+ KB in JPEG, \d+ KB in WebP, \d+ KB in AVIF/m],
+    ['the variant table',                          qr/^## Sizes: `\/1000\?s=64` against `\/1000`/m],
+    ['the bytes table',                            qr/^\| 128 px \| \d+ \| \d+ \| \d+ \|$/m],
     ['the -c 1000 table',                          qr/^## 1000 concurrent/m],
     ['the keep-alive table',                       qr/^## keep-alive/m],
     ['the machine description',                    qr/^\| libfcgi0ldbl \| \S+/m],

@@ -22,7 +22,12 @@
 #   - a second visit takes every avatar from the browser's cache
 #     (transferSize 0) or revalidates it (a 304), never downloads it again;
 #   - after an avatar's file is replaced, a new versioned URL (?v=2) shows the
-#     new picture at once, while the old one (?v=1) may stay cached.
+#     new picture at once, while the old one (?v=1) may stay cached;
+#   - sizes and formats (issue 12): <img srcset="/ID?s=32 1x, /ID?s=64 2x"
+#     width=32> picks the 32 px file at device scale factor 1 and the 64 px
+#     one at 2 (currentSrc, and the chosen file's own pixels), the same with
+#     .webp and .avif, and every one decodes. The stack runs with --formats
+#     webp,avif; the variants come from the batch command.
 #
 # The browser must not talk to anything but this machine: every host name
 # except localhost resolves to nothing, and any other request goes to a
@@ -36,9 +41,9 @@ use IO::Select;
 use File::Temp qw(tempdir);
 use POSIX qw(WNOHANG);
 BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
-our ($ROOT);
+our ($ROOT, $BIN);
 
-need_tools(qw(chromium python3 curl spawn-fcgi nginx lighttpd));
+need_tools(qw(chromium python3 curl spawn-fcgi nginx lighttpd convert));
 
 # The ids the pages ask for: every sample avatar, and one with no file (the
 # default avatar answers for it).
@@ -98,6 +103,69 @@ main().catch(e => { document.getElementById("result").textContent = "error " + e
 </script></body></html>
 EOT
 
+# Sizes and formats: each <img> shown at 32 CSS px, its candidates by
+# density; for each, which file the browser picked (currentSrc), the
+# density-corrected naturalWidth, and the picked file's own pixels (loaded
+# again as a plain image) and whether they decode.
+my $srcset_page = <<'EOT';
+<!doctype html>
+<html><head><meta charset="utf-8"><title>sizes</title></head>
+<body><pre id="result">pending</pre><script>
+"use strict";
+const q = new URLSearchParams(location.search);
+const origin = q.get("origin"), id = q.get("id");
+const u = (ext, s) => origin + "/" + id + ext + "?s=" + s;
+const specs = {
+  png: { srcset: u("", 32) + " 1x, " + u("", 64) + " 2x" },
+  webp: { srcset: u(".webp", 32) + " 1x, " + u(".webp", 64) + " 2x" },
+  avif: { srcset: u(".avif", 32) + " 1x, " + u(".avif", 64) + " 2x" },
+  webp64: { src: u(".webp", 64) },
+  avif64: { src: u(".avif", 64) },
+};
+const settle = img => new Promise(done => {
+  if (img.complete) return done();
+  img.onload = img.onerror = () => done();
+});
+// Every pixel decoded: drawn on a canvas (a synchronous decode) and read
+// back (the avatars carry Access-Control-Allow-Origin), the centre opaque.
+// img.decode() is not used: its decode runs off the page's thread, which
+// the browser's virtual time does not wait for.
+function pixels(img) {
+  try {
+    const c = document.createElement("canvas");
+    c.width = img.naturalWidth; c.height = img.naturalHeight;
+    const g = c.getContext("2d");
+    g.drawImage(img, 0, 0);
+    return g.getImageData(c.width >> 1, c.height >> 1, 1, 1).data[3] > 0;
+  } catch (e) { return false; }
+}
+async function file(src) {
+  const img = new Image();
+  img.crossOrigin = "anonymous";
+  img.src = src;
+  await settle(img);
+  return { w: img.naturalWidth, h: img.naturalHeight, decoded: pixels(img) };
+}
+async function main() {
+  const out = { dpr: devicePixelRatio, img: {} }, imgs = {};
+  for (const [k, a] of Object.entries(specs)) {
+    const img = document.createElement("img");
+    img.width = img.height = 32;
+    if (a.srcset) img.srcset = a.srcset; else img.src = a.src;
+    document.body.appendChild(img);
+    imgs[k] = img;
+  }
+  for (const [k, img] of Object.entries(imgs)) {
+    await settle(img);
+    out.img[k] = { src: img.currentSrc, complete: img.complete, natural: img.naturalWidth,
+                   file: await file(img.currentSrc) };
+  }
+  document.getElementById("result").textContent = JSON.stringify(out);
+}
+main().catch(e => { document.getElementById("result").textContent = "error " + e; });
+</script></body></html>
+EOT
+
 # Serves the page directory; /coep/... with COEP require-corp. Pages are
 # never cached, so each visit runs the script again.
 my $server = <<'EOT';
@@ -122,6 +190,7 @@ EOT
 
 mkdir "$tmp/pages" or die;
 spew("$tmp/pages/check.html", $page);
+spew("$tmp/pages/srcset.html", $srcset_page);
 spew("$tmp/page-server.py", $server);
 
 # Its stdout stays open in $page_out, which the END block names so that it
@@ -156,6 +225,8 @@ my @chromium = ('chromium', '--headless', '--disable-gpu', '--no-first-run',
     '--host-resolver-rules=MAP * ~NOTFOUND, EXCLUDE localhost, EXCLUDE 127.0.0.1',
     '--proxy-server=http://127.0.0.1:9', '--virtual-time-budget=20000',
     ($> == 0 ? ('--no-sandbox') : ()));
+# More flags for one visit (local @EXTRA = ...): the device scale factor.
+our @EXTRA;
 
 # Loads one page in a browser with the given profile and returns the page's
 # findings (a hash), or a hash with an error. Chromium runs in a process
@@ -171,7 +242,7 @@ sub visit {
     if (!$pid) {
         setpgrp(0, 0);
         open STDERR, '>>', "$tmp/chromium.log";
-        exec @chromium, "--user-data-dir=$profile", '--dump-dom', $u;
+        exec @chromium, @EXTRA, "--user-data-dir=$profile", '--dump-dom', $u;
         die "chromium: $!";
     }
     my ($dom, $sel, $deadline) = ('', IO::Select->new($out), time + 120);
@@ -200,7 +271,15 @@ sub visit {
 sub browse {
     my (%o) = @_;
     my $av = make_avatars(tempdir('av-XXXXXX', DIR => $tmp));
-    my $st = start_stack(%o, avatars => $av);
+    # 1010: a 256 px avatar whose variants the batch command makes.
+    system('convert', '-size', '256x256', 'gradient:teal-gold', "$av/1010.png") == 0 or die "convert: $?";
+    my $batch = qx('$BIN' variants --dir '$av' --formats webp,avif 2>&1);
+    is $?, 0, 'avatar.fcgi variants --dir DIR --formats webp,avif exits 0' or diag $batch;
+    my $st = start_stack(%o, avatars => $av, args => ['--formats', 'webp,avif']);
+    # What the batch did not make, a first request has made lazily.
+    my $last = "$av/.v/512/1010." . (etag_of("$av/1010.png") =~ s/"//gr) . '.avif';
+    http($st->{port}, GET => '/1010?s=32') unless -s $last;
+    ok Util::wait_for(sub { -s $last }, 30), 'every variant of 1010 is there';
     my $profile = tempdir('profile-XXXXXX', DIR => $tmp);
     my %q = (origin => $st->{url}, ids => join(',', @ids));
     my $label = "$o{server} $o{mode}";
@@ -254,6 +333,32 @@ sub browse {
         is $v1->{plain}{1000}, 64, '/1000?v=1 showed the old picture (64 px) before';
         is $v2->{plain}{1000}, 48, '/1000?v=2 shows the new picture (48 px) at once';
     };
+
+    # srcset at device scale factor 1 and 2, each in a fresh profile (a
+    # browser may take a cached larger candidate instead of the right one).
+    # kind    device scale  the size picked
+    my @dpr = ([1, 32], [2, 64]);
+    for my $d (@dpr) {
+        my ($dpr, $size) = @$d;
+        local @EXTRA = ("--force-device-scale-factor=$dpr");
+        my $s = visit(tempdir('profile-XXXXXX', DIR => $tmp), 'srcset.html', origin => $st->{url}, id => 1010);
+        subtest "$label: srcset at device scale factor $dpr picks the $size px files" => sub {
+            ok !$s->{error}, 'the page ran' or return diag $s->{error};
+            is $s->{dpr}, $dpr, "devicePixelRatio $dpr";
+            for my $k (qw(png webp avif)) {
+                my $i = $s->{img}{$k} // {};
+                like $i->{src} // '', qr/\?s=$size$/, "$k: currentSrc is the s=$size candidate";
+                ok $i->{complete} && $i->{file}{decoded}, "$k: complete, and its file decodes";
+                is $i->{natural}, 32, "$k: naturalWidth 32 (the density-corrected width)";
+                is "$i->{file}{w}x$i->{file}{h}", "${size}x$size", "$k: the picked file is ${size}x$size";
+            }
+            for my $k (qw(webp64 avif64)) {
+                my $i = $s->{img}{$k} // {};
+                ok $i->{complete} && $i->{file}{decoded}, "$k: complete, and its file decodes";
+                is $i->{natural}, 64, "$k: naturalWidth 64";
+            }
+        };
+    }
     stop_stack($st);
 }
 
