@@ -628,7 +628,7 @@ test_clean_variants(void)
 	if ((pid = fork()) == 0) {
 		int vfd = openat(dfd, ".v/64", O_RDONLY | O_DIRECTORY);
 
-		_exit(vfd == -1 || store_tmp_create(vfd, 5, made, sizeof(made)) == -1);
+		_exit(vfd == -1 || store_write_tmp(vfd, 5, "x", 1, 0, made, sizeof(made)) != 0);
 	}
 	waitpid(pid, NULL, 0);
 	fd = openat(dfd, ".v/64", O_RDONLY | O_DIRECTORY);
