@@ -418,7 +418,15 @@ do_variants(const struct conf *c, const struct job_msg *m)
 
 	memset(&res, 0, sizeof(res));
 	if (vmake_id(c, c->dirfd, m->id, &res) == -1) {
-		if (errno != ENOENT)
+		/* An original that never gets variants (it does not decode, is
+		 * over --upload-max, or is a symlink: vmake.h) is asked about
+		 * again by every worker that serves it a size, every few
+		 * seconds; it keeps being served as stored, and the batch
+		 * command names it. Only real failures are warnings. */
+		if (errno == EINVAL || errno == EFBIG || errno == ELOOP)
+			log_debug("variants: %lld: none made (%s)", (long long)m->id,
+			    res.why ? res.why : strerror(errno));
+		else if (errno != ENOENT)
 			log_warn("variants: %lld", (long long)m->id);
 		return;
 	}
