@@ -52,6 +52,7 @@ MODS    += write
 MODS    += variant
 MODS    += vmake
 MODS    += batch
+MODS    += publish
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 
