@@ -151,6 +151,8 @@ bench: deps-bench all
 
 SERVER ?= nginx
 MODE   ?=
+# FASTPATH=1: nginx serves the published tree itself (docs/fastpath.md).
+FASTPATH ?=
 PORT   ?= 8080
 # make run serves a copy of avatars/ (uploads must not change tracked files)
 # and enables signed uploads with a development key made on first use.
@@ -161,7 +163,8 @@ run: deps-run all
 	@echo "Upload an avatar (link valid 1 h):"
 	@echo "  curl -T photo.jpg \"http://127.0.0.1:$(PORT)/1000?$$(./avatar.fcgi sign --key-file .run/dev.key PUT 1000 3600)\""
 	@echo "Then: http://127.0.0.1:$(PORT)/1000?s=64 (64 px), /1000.webp (WebP)"
-	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) --port $(PORT) --run .run/$(SERVER) \
+	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) $(if $(FASTPATH),--fastpath) \
+	    --port $(PORT) --run .run/$(SERVER) \
 	    --avatars .run/avatars -- --key-file .run/dev.key
 
 INSTALL_FILES = $(BINDIR)/avatar.fcgi $(MANDIR)/avatar.fcgi.1

@@ -187,15 +187,17 @@ read_original(const struct conf *c, int dirfd, int64_t id, struct src *s)
 	return -1;
 }
 
-/* One size directory's wanted content: a source per type, or none. */
+/* One size directory's wanted content: per type, a source or none.
+ * main: the stored type, in SIZE itself (the only name of the id there);
+ * conv: the other formats, in SIZE/x. */
 struct want_dir {
 	unsigned size;			/* 0: full */
-	struct src file[NTYPES];	/* bytes NULL: the name must not exist */
+	struct src main[NTYPES];	/* bytes NULL: the name must not exist */
+	struct src conv[NTYPES];
 };
 
 /* Fills w with what size directory w->size must hold for the original o
- * of type stored (o NULL: nothing). The stored-type file first: the other
- * formats of a size only come with it (publish.h). */
+ * of type stored (o NULL: nothing). */
 static void
 plan_dir(const struct conf *c, int dirfd, int64_t id, const struct src *o,
     enum sniff_type stored, const char *tag, struct want_dir *w)
@@ -203,41 +205,61 @@ plan_dir(const struct conf *c, int dirfd, int64_t id, const struct src *o,
 	if (o == NULL)
 		return;
 	if (w->size == 0)
-		w->file[stored] = *o;	/* borrowed: not freed with the plan */
-	else if (!wanted(c, stored, w->size, stored) ||
-	    read_variant(dirfd, w->size, id, tag, stored, &w->file[stored]) == -1)
-		return;
+		w->main[stored] = *o;	/* borrowed: not freed with the plan */
+	else if (wanted(c, stored, w->size, stored))
+		(void)read_variant(dirfd, w->size, id, tag, stored, &w->main[stored]);
 	for (enum sniff_type t = SNIFF_PNG; t <= SNIFF_AVIF; t++)
 		if (t != stored && wanted(c, stored, w->size, t))
-			(void)read_variant(dirfd, w->size, id, tag, t, &w->file[t]);
+			(void)read_variant(dirfd, w->size, id, tag, t, &w->conv[t]);
 }
 
-/* Writes what the plan wants (phase 0) or removes what it does not (1). */
+/* Writes what files[] wants in dfd (phase 0) or removes what it does not
+ * (phase 1). */
+static int
+apply_names(int dfd, int64_t id, const struct src *files, int phase,
+    struct publish_result *res)
+{
+	char name[NAME_MAX_ID];
+	int rc = 0;
+
+	for (enum sniff_type t = SNIFF_PNG; t <= SNIFF_AVIF; t++) {
+		snprintf(name, sizeof(name), "%lld%s", (long long)id, variant_ext(t));
+		if (phase == 0 && files[t].bytes != NULL) {
+			if (is_current(dfd, name, &files[t].st))
+				res->kept++;
+			else if (put_copy(dfd, id, name, &files[t]) == 0)
+				res->written++;
+			else
+				rc = -1;
+		} else if (phase == 1 && files[t].bytes == NULL) {
+			if (unlinkat(dfd, name, 0) == 0)
+				res->removed++;
+		}
+	}
+	return rc;
+}
+
+/* One size directory and its x: phase 0 writes, phase 1 removes. */
 static int
 apply_dir(int pubfd, int64_t id, const struct want_dir *w, int phase,
     struct publish_result *res)
 {
-	char sub[16], name[NAME_MAX_ID];
-	int fd, rc = 0;
+	char sub[16];
+	int fd, xfd, rc = 0;
 
 	if (variant_subdir(sub, sizeof(sub), w->size) == -1)
 		return -1;
 	/* ".v/64" -> "64": the same size names as .v. */
 	if ((fd = open_dir(pubfd, strchr(sub, '/') + 1, phase == 0)) == -1)
 		return phase == 0 ? -1 : 0;
-	for (enum sniff_type t = SNIFF_PNG; t <= SNIFF_AVIF; t++) {
-		snprintf(name, sizeof(name), "%lld%s", (long long)id, variant_ext(t));
-		if (phase == 0 && w->file[t].bytes != NULL) {
-			if (is_current(fd, name, &w->file[t].st))
-				res->kept++;
-			else if (put_copy(fd, id, name, &w->file[t]) == 0)
-				res->written++;
-			else
-				rc = -1;
-		} else if (phase == 1 && w->file[t].bytes == NULL) {
-			if (unlinkat(fd, name, 0) == 0)
-				res->removed++;
-		}
+	if (apply_names(fd, id, w->main, phase, res) == -1)
+		rc = -1;
+	if ((xfd = open_dir(fd, PUBLISH_CONV, phase == 0)) == -1)
+		rc = phase == 0 ? -1 : rc;
+	else {
+		if (apply_names(xfd, id, w->conv, phase, res) == -1)
+			rc = -1;
+		close(xfd);
 	}
 	close(fd);
 	return rc;
@@ -271,6 +293,13 @@ publish_id(const struct conf *c, int dirfd, int64_t id, struct publish_result *r
 		if (stored == SNIFF_NONE || stored == SNIFF_AVIF) {
 			res->refused = 1;
 			res->why = "type";
+		} else if ((res->why = sniff_whole(stored, o.bytes,
+		    o.len < SNIFF_HEAD_LEN ? o.len : SNIFF_HEAD_LEN,
+		    o.bytes + (o.len < SNIFF_TAIL_LEN ? 0 : o.len - SNIFF_TAIL_LEN),
+		    o.len < SNIFF_TAIL_LEN ? o.len : SNIFF_TAIL_LEN, o.len)) != NULL) {
+			/* The read path's own rule: what it would refuse is
+			 * never published, even when libvips decodes it. */
+			res->refused = 1;
 		} else {
 			int fd = open_dir(pubfd, "full", 0);
 
@@ -305,9 +334,11 @@ publish_id(const struct conf *c, int dirfd, int64_t id, struct publish_result *r
 			}
 done:
 	for (size_t i = 0; i < ndirs; i++)
-		for (size_t t = 0; t < NTYPES; t++)
-			if (dirs[i].file[t].bytes != o.bytes)
-				free(dirs[i].file[t].bytes);
+		for (size_t t = 0; t < NTYPES; t++) {
+			if (dirs[i].main[t].bytes != o.bytes)
+				free(dirs[i].main[t].bytes);
+			free(dirs[i].conv[t].bytes);
+		}
 	free(o.bytes);
 	if (pubfd != -1)
 		close(pubfd);
@@ -330,12 +361,16 @@ clean_tmp(const struct conf *c, int dirfd)
 		return;
 	for (size_t i = 0; i <= c->variants.nsizes; i++) {
 		char sub[16];
-		int fd;
+		int fd, xfd;
 
 		if (variant_subdir(sub, sizeof(sub), i == 0 ? 0 : c->variants.sizes[i - 1]) == -1 ||
 		    (fd = open_dir(pubfd, strchr(sub, '/') + 1, 0)) == -1)
 			continue;
 		(void)store_clean_tmp(fd, STORE_TMP_MAX_AGE);
+		if ((xfd = open_dir(fd, PUBLISH_CONV, 0)) != -1) {
+			(void)store_clean_tmp(xfd, STORE_TMP_MAX_AGE);
+			close(xfd);
+		}
 		close(fd);
 	}
 	close(pubfd);

@@ -6,14 +6,15 @@
  *
  * Layout. Names carry no tag and their extension is the TRUE type of the
  * bytes, so a front server may take the Content-Type from the extension:
- *     DIR/.pub/full/ID.EXT    the original (checked), and its full-size
- *                             variants in the other formats (.webp, .avif)
- *     DIR/.pub/SIZE/ID.EXT    the SIZE variants, stored type and formats
- * A front server asks for the stored type by trying .png, .jpg, .gif and
- * .webp in that order: the formats besides the stored one are only ever
- * WebP and AVIF (variant.h), and a size's other formats are published only
- * together with its stored-type file, so the first name found is always
- * the stored type.
+ *     DIR/.pub/full/ID.EXT    the original (checked), stored type
+ *     DIR/.pub/SIZE/ID.EXT    the SIZE variant in the stored type
+ *     DIR/.pub/full/x/ID.EXT  the full size in another format (.webp, .avif)
+ *     DIR/.pub/SIZE/x/ID.EXT  the SIZE variant in another format
+ * A size directory holds one name per id (two for a moment while a new
+ * type replaces an old one: the new is written before the old goes), so
+ * a front server asks for "as stored" by trying .png, .jpg, .gif and .webp
+ * there, and for a format by trying the stored type's name (the stored
+ * type may be that format) and then x/.
  *
  * What gets in. The original is read into memory, its type taken from its
  * bytes, and it is decoded whole under the upload limits (image_check)
@@ -21,7 +22,8 @@
  * short or fails the limits is never published (its id goes to the
  * responder, which answers as in every other mode). Variants are copied
  * from their tagged names in .v, those of the CURRENT original only, and
- * only when their bytes sniff as their extension says. Every file is a
+ * only when their bytes sniff as their extension says; a variant not made
+ * is not published (the responder answers for it and sends a job). Every file is a
  * copy written to a temporary name and renamed, never a hard link: a hand
  * edit of an original in place (cp over it) must not change a published
  * file's bytes behind its name. A copy keeps its source's mtime, so
@@ -44,6 +46,8 @@
 
 /* The published tree's directory, inside the avatars directory. */
 #define PUBLISH_DIR ".pub"
+/* The subdirectory of each size for the formats besides the stored one. */
+#define PUBLISH_CONV "x"
 
 struct publish_result {
 	unsigned written;	/* files copied in */
