@@ -146,8 +146,12 @@ fuzz: build/fuzz_reqparse build/fuzz_fcgi_in
 stress: deps-test all build/fcgi-client build/fcgi-hostile
 	prove $(PROVE_FLAGS) tests/stress/
 
+# The single-avatar rows (tests/bench/run), then the site-like Zipf
+# workload (tests/bench/zipf.py, results/zipf.md); both always run.
 bench: deps-bench all
-	tests/bench/run $(if $(QUICK),--quick)
+	rc=0; tests/bench/run $(if $(QUICK),--quick) || rc=$$?; \
+	/usr/bin/python3 -B tests/bench/zipf.py $(if $(QUICK),--quick --out tests/bench/results/quick) || rc=$$?; \
+	exit $$rc
 
 SERVER ?= nginx
 MODE   ?=
