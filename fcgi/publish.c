@@ -107,28 +107,15 @@ put_copy(int dfd, int64_t id, const char *name, const struct src *s)
 {
 	struct timespec times[2] = { s->st.st_mtim, s->st.st_mtim };
 	char tmp[TMP_NAME_MAX];
-	size_t off = 0;
-	int fd, err = 0;
+	int err;
 
-	if ((fd = store_tmp_create(dfd, id, tmp, sizeof(tmp))) == -1)
+	if ((err = store_write_tmp(dfd, id, s->bytes, s->len, 0, tmp, sizeof(tmp))) != 0) {
+		errno = err;
 		return -1;
-	while (err == 0 && off < s->len) {
-		ssize_t n = write(fd, s->bytes + off, s->len - off);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n == -1)
-			err = errno;
-		else
-			off += (size_t)n;
 	}
-	if (err == 0 && futimens(fd, times) == -1)
+	if (utimensat(dfd, tmp, times, AT_SYMLINK_NOFOLLOW) == -1 ||
+	    renameat(dfd, tmp, dfd, name) == -1) {
 		err = errno;
-	if (close(fd) == -1 && err == 0)
-		err = errno;
-	if (err == 0 && renameat(dfd, tmp, dfd, name) == -1)
-		err = errno;
-	if (err != 0) {
 		unlinkat(dfd, tmp, 0);
 		errno = err;
 		return -1;
