@@ -52,6 +52,7 @@ MODS    += write
 MODS    += variant
 MODS    += vmake
 MODS    += batch
+MODS    += publish
 OBJS     = $(MODS:%=fcgi/%.o)
 HDRS     = $(MODS:%=fcgi/%.h) fcgi/ext.h
 
@@ -145,11 +146,17 @@ fuzz: build/fuzz_reqparse build/fuzz_fcgi_in
 stress: deps-test all build/fcgi-client build/fcgi-hostile
 	prove $(PROVE_FLAGS) tests/stress/
 
+# The single-avatar rows (tests/bench/run), then the site-like Zipf
+# workload (tests/bench/zipf.py, results/zipf.md); both always run.
 bench: deps-bench all
-	tests/bench/run $(if $(QUICK),--quick)
+	rc=0; tests/bench/run $(if $(QUICK),--quick) || rc=$$?; \
+	/usr/bin/python3 -B tests/bench/zipf.py $(if $(QUICK),--quick --out tests/bench/results/quick) || rc=$$?; \
+	exit $$rc
 
 SERVER ?= nginx
 MODE   ?=
+# FASTPATH=1: nginx serves the published tree itself (docs/fastpath.md).
+FASTPATH ?=
 PORT   ?= 8080
 # make run serves a copy of avatars/ (uploads must not change tracked files)
 # and enables signed uploads with a development key made on first use.
@@ -160,7 +167,8 @@ run: deps-run all
 	@echo "Upload an avatar (link valid 1 h):"
 	@echo "  curl -T photo.jpg \"http://127.0.0.1:$(PORT)/1000?$$(./avatar.fcgi sign --key-file .run/dev.key PUT 1000 3600)\""
 	@echo "Then: http://127.0.0.1:$(PORT)/1000?s=64 (64 px), /1000.webp (WebP)"
-	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) --port $(PORT) --run .run/$(SERVER) \
+	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) $(if $(FASTPATH),--fastpath) \
+	    --port $(PORT) --run .run/$(SERVER) \
 	    --avatars .run/avatars -- --key-file .run/dev.key
 
 INSTALL_FILES = $(BINDIR)/avatar.fcgi $(MANDIR)/avatar.fcgi.1

@@ -323,6 +323,17 @@ set_negotiate(struct conf *c, const char *f, const char *v)
 }
 
 static void
+set_publish(struct conf *c, const char *f, const char *v)
+{
+	if (strcmp(v, "on") == 0)
+		c->publish = 1;
+	else if (strcmp(v, "off") == 0)
+		c->publish = 0;
+	else
+		log_die("%s: \"%s\" is not one of on, off", f, v);
+}
+
+static void
 set_crop(struct conf *c, const char *f, const char *v)
 {
 	if (image_crop_parse(v, &c->crop) == -1)
@@ -399,6 +410,8 @@ static const struct opt opts[] = {
 	  "formats besides the stored one (webp, avif) made for /ID.webp, /ID.avif; none" },
 	{ "negotiate", "AVATAR_NEGOTIATE", "SWITCH", "off", SETTER(set_negotiate),
 	  "on: /ID picks AVIF or WebP from the Accept header (with Vary: Accept); off" },
+	{ "publish", "AVATAR_PUBLISH", "SWITCH", "off", SETTER(set_publish),
+	  "on: keep DIR/.pub, the checked tree a front server's fast path serves; off" },
 };
 
 #define NOPTS (sizeof(opts) / sizeof(opts[0]))

@@ -69,6 +69,8 @@ struct conf {
 	int64_t quality;
 	/* Sizes and formats (variant.h): made at write time, served as files. */
 	struct variant_conf variants;
+	/* The published tree (publish.h): kept by the upload processes. */
+	int publish;
 };
 
 /* Fills *c from the environment and argv; exits 0 for --help/--version and

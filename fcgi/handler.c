@@ -132,6 +132,12 @@ send_avatar(const struct conf *c, struct handler *h, const struct req *r,
 		flags |= RESP_VARY_ACCEPT;
 	if (r->q.has_size)
 		size = variant_pick_size(&c->variants, r->q.size);
+	/* With a published tree, an avatar of its own reaches this worker
+	 * only when the front server did not find it published (made or
+	 * changed behind the service's back, its variants not made): the
+	 * upload processes publish it (rate-limited as variant jobs are). */
+	if (c->publish && !is_default)
+		request_variants(h, a->id);
 	if (size == 0 && type == a->type)
 		return resp_avatar(c, r, a, flags, s);
 	if (find_variant(a, size, type, &v) == -1) {

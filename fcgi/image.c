@@ -805,3 +805,30 @@ done:
 	g_free(a.png);
 	return rc;
 }
+
+int
+image_check(const struct image_limits *l, const void *buf, size_t len, const char **why)
+{
+	struct admitted a;
+	struct image_out o;
+	VipsImage *whole = NULL;
+	int rc = 0;
+
+	memset(&o, 0, sizeof(o));
+	*why = NULL;
+	if (admit(l, buf, len, &a, &o) != 0)
+		goto refused;
+	if (decode_whole(l, &a, &whole) != 0) {
+		refuse(&o, 422, "decode");
+		goto refused;
+	}
+	goto done;
+refused:
+	*why = o.error;
+	rc = o.status;
+done:
+	if (whole != NULL)
+		g_object_unref(whole);
+	g_free(a.png);
+	return rc;
+}

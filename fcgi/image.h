@@ -140,4 +140,14 @@ int image_variants(const struct image_limits *l, const void *buf, size_t len,
     const struct image_want *want, size_t n, image_emit_fn *emit, void *ctx,
     unsigned *width, unsigned *height, const char **why);
 
+/*
+ * Checks that buf[0..len) is an image an upload could have stored: the
+ * same admission and a whole decode of every frame as image_variants, and
+ * nothing encoded. Returns 0, or the refusal's status with *why set.
+ * For the published tree (publish.h): a hand-filled file is served by the
+ * front server only after this.
+ */
+int image_check(const struct image_limits *l, const void *buf, size_t len,
+    const char **why);
+
 #endif

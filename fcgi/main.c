@@ -7,6 +7,7 @@
 #include "conf.h"
 #include "log.h"
 #include "pool.h"
+#include "publish.h"
 #include "resolve.h"
 #include "server.h"
 #include "sign.h"
@@ -91,6 +92,8 @@ main(int argc, char **argv)
 	 * workers and signals, no socket. */
 	if (argc > 1 && strcmp(argv[1], "variants") == 0)
 		return batch_main(argc - 1, argv + 1);
+	if (argc > 1 && strcmp(argv[1], "publish") == 0)
+		return publish_main(argc - 1, argv + 1);
 	/* The responder's signal meanings (the sign tool above keeps the
 	 * defaults, so Ctrl-C stops it). */
 	signals_init();
@@ -108,7 +111,7 @@ main(int argc, char **argv)
 	 * They take writes (with a key file) and make the variants a read
 	 * found missing (with sizes or formats configured). */
 	w.upload_fd = -1;
-	if (c.keys.n > 0 || c.variants.nsizes > 0 || c.variants.formats != 0) {
+	if (c.keys.n > 0 || c.variants.nsizes > 0 || c.variants.formats != 0 || c.publish) {
 		if ((w.upload_fd = upload_start(&c, w.listen_fd)) == -1) {
 			perror("avatar.fcgi: upload processes");
 			return 2;

@@ -3,6 +3,7 @@
  * never touches a FastCGI connection: read workers own those.
  */
 #include "upload.h"
+#include "publish.h"
 #include "clock.h"
 #include "image.h"
 #include "log.h"
@@ -282,6 +283,18 @@ put_replaced(void *p, const struct stat *old)
 	vmake_drop(x->c, x->c->dirfd, x->id, old);
 }
 
+/* With --publish, the published tree follows every change of the store
+ * before the writer is answered, so a client that reads right after its
+ * write gets the new picture from the front server too. */
+static void
+republish(const struct conf *c, int64_t id)
+{
+	struct publish_result pr;
+
+	if (c->publish && publish_id(c, c->dirfd, id, &pr) == -1)
+		log_warn("publish: %lld", (long long)id);
+}
+
 static void
 do_put(const struct conf *c, const struct job_msg *m, int bfd,
     struct reply_msg *rm)
@@ -326,6 +339,7 @@ do_put(const struct conf *c, const struct job_msg *m, int bfd,
 		reply_set(rm, 500, "{\"error\":\"the avatar could not be stored\"}");
 		goto done;
 	}
+	republish(c, m->id);
 	version_of(io.bytes, io.len, ver);
 	reply_set(rm, replaced ? 200 : 201,
 	    "{\"id\":%lld,\"type\":\"%s\",\"width\":%u,\"height\":%u,"
@@ -342,6 +356,8 @@ do_delete(const struct conf *c, const struct job_msg *m, struct reply_msg *rm)
 	struct put_ctx x = { .c = c, .id = m->id };
 	struct store_hooks hk = { NULL, put_replaced, &x };
 	int e = store_delete_hooked(c->dirfd, m->id, &hk);
+
+	republish(c, m->id);
 
 	if (e == 0) {
 		rm->status = 204;
@@ -428,8 +444,10 @@ do_variants(const struct conf *c, const struct job_msg *m)
 			    res.why ? res.why : strerror(errno));
 		else if (errno != ENOENT)
 			log_warn("variants: %lld", (long long)m->id);
+		republish(c, m->id);
 		return;
 	}
+	republish(c, m->id);
 	stats_add_shared(ST_VARIANTS_MADE, res.made + res.copied);
 	if (res.made + res.copied + res.failed > 0 || res.status != 0)
 		log_info("variants: %lld: made %u, copied %u, kept %u, failed %u%s%s "
@@ -537,8 +555,9 @@ now_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Slot n (one past the upload processes) is the watcher, with --publish. */
 static void
-uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd)
+uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd, int watcher)
 {
 	pid_t pid = fork();
 
@@ -549,6 +568,10 @@ uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd)
 	}
 	if (pid == 0) {
 		close(sfd);
+		if (watcher) {
+			close(qfd);
+			_exit(publish_watch(c));
+		}
 		_exit(uploader_run(c, qfd));
 	}
 	u->pid = pid;
@@ -572,14 +595,15 @@ uploader_died(struct uploader *u)
 static int
 manager_run(const struct conf *c, int qfd)
 {
-	struct uploader ups[MAX_UPLOADERS];
-	unsigned n = (unsigned)c->upload_workers;
+	struct uploader ups[MAX_UPLOADERS + 1];
+	unsigned n = (unsigned)c->upload_workers, nw;
 	struct signalfd_siginfo si;
 	sigset_t set;
 	int sfd, stopping = 0;
 
 	if (n > MAX_UPLOADERS)
 		n = MAX_UPLOADERS;
+	nw = n + (c->publish ? 1 : 0);
 	memset(ups, 0, sizeof(ups));
 	/* If the supervisor is killed outright, the manager goes too. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -601,7 +625,7 @@ manager_run(const struct conf *c, int qfd)
 		int64_t now = now_ms(), wait = -1;
 		unsigned alive = 0;
 
-		for (unsigned i = 0; i < n; i++) {
+		for (unsigned i = 0; i < nw; i++) {
 			if (ups[i].pid > 0) {
 				alive++;
 				continue;
@@ -609,7 +633,7 @@ manager_run(const struct conf *c, int qfd)
 			if (stopping)
 				continue;
 			if (ups[i].restart_at <= now) {
-				uploader_spawn(c, qfd, &ups[i], sfd);
+				uploader_spawn(c, qfd, &ups[i], sfd, i == n);
 				alive += ups[i].pid > 0;
 			} else if (wait < 0 || ups[i].restart_at - now < wait)
 				wait = ups[i].restart_at - now;
@@ -636,7 +660,7 @@ manager_run(const struct conf *c, int qfd)
 			pid_t pid;
 
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-				for (unsigned i = 0; i < n; i++)
+				for (unsigned i = 0; i < nw; i++)
 					if (ups[i].pid == pid) {
 						if (!stopping)
 							log_warnx("upload process %ld ended (status %d); restarting",
@@ -645,7 +669,7 @@ manager_run(const struct conf *c, int qfd)
 					}
 		} else if (!stopping) {
 			stopping = 1;
-			for (unsigned i = 0; i < n; i++)
+			for (unsigned i = 0; i < nw; i++)
 				if (ups[i].pid > 0)
 					kill(ups[i].pid, SIGTERM);
 		}

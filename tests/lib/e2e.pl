@@ -73,7 +73,7 @@ sub start_stack {
         my $port = free_port();
         my @cmd = ("$ROOT/tests/lib/stack", 'start', '--server', $o{server}, '--mode', $o{mode},
             '--port', $port, '--run', $run, '--avatars', $o{avatars}, '--workers', 2, '--bin', $BIN,
-            ($o{tls} ? ('--tls') : ()), '--', @{ $o{args} || [] });
+            ($o{tls} ? ('--tls') : ()), ($o{fastpath} ? ('--fastpath') : ()), '--', @{ $o{args} || [] });
         open my $out, '-|', @cmd or die "stack: $!";
         my $url = <$out>;
         close $out;
