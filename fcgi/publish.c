@@ -37,56 +37,13 @@ struct src {
 	struct stat st;
 };
 
-/* A directory beneath dfd, never through a symlink, made first (0755: the
- * front server reads it as its own user) when create is set. */
-static int
-open_dir(int dfd, const char *name, int create)
-{
-	if (create && mkdirat(dfd, name, 0755) == -1 && errno != EEXIST)
-		return -1;
-	return openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
-/* Reads a whole regular file of at most max bytes into s. Returns 0, or -1
- * with errno set (EFBIG when larger). O_NONBLOCK: a FIFO planted under the
- * name must not hang the process. */
+/* Reads a whole regular file of at most max bytes into s (store.h). */
 static int
 read_whole(int dfd, const char *name, size_t max, struct src *s)
 {
-	size_t got = 0;
-	int fd, err = 0;
-
 	memset(s, 0, sizeof(*s));
-	fd = openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
-	if (fd == -1)
-		return -1;
-	if (fstat(fd, &s->st) == -1)
-		err = errno;
-	else if (!S_ISREG(s->st.st_mode))
-		err = EINVAL;
-	else if ((uint64_t)s->st.st_size > max)
-		err = EFBIG;
-	else if ((s->bytes = malloc(s->st.st_size > 0 ? (size_t)s->st.st_size : 1)) == NULL)
-		err = ENOMEM;
-	while (err == 0 && got < (size_t)s->st.st_size) {
-		ssize_t n = read(fd, s->bytes + got, (size_t)s->st.st_size - got);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			err = n == 0 ? EIO : errno;	/* shrank while read */
-		else
-			got += (size_t)n;
-	}
-	close(fd);
-	if (err != 0) {
-		free(s->bytes);
-		s->bytes = NULL;
-		errno = err;
-		return -1;
-	}
-	s->len = got;
-	return 0;
+	s->bytes = store_read_file(dfd, name, max, &s->len, &s->st);
+	return s->bytes == NULL ? -1 : 0;
 }
 
 /* The published name dfd/name is the copy of a source with stat *st. */
@@ -237,11 +194,11 @@ apply_dir(int pubfd, int64_t id, const struct want_dir *w, int phase,
 	if (variant_subdir(sub, sizeof(sub), w->size) == -1)
 		return -1;
 	/* ".v/64" -> "64": the same size names as .v. */
-	if ((fd = open_dir(pubfd, strchr(sub, '/') + 1, phase == 0)) == -1)
+	if ((fd = store_open_dir(pubfd, strchr(sub, '/') + 1, phase == 0)) == -1)
 		return phase == 0 ? -1 : 0;
 	if (apply_names(fd, id, w->main, phase, res) == -1)
 		rc = -1;
-	if ((xfd = open_dir(fd, PUBLISH_CONV, phase == 0)) == -1)
+	if ((xfd = store_open_dir(fd, PUBLISH_CONV, phase == 0)) == -1)
 		rc = phase == 0 ? -1 : rc;
 	else {
 		if (apply_names(xfd, id, w->conv, phase, res) == -1)
@@ -270,7 +227,7 @@ publish_id(const struct conf *c, int dirfd, int64_t id, struct publish_result *r
 		dirs[i].size = i == 0 ? 0 : c->variants.sizes[i - 1];
 	if ((lfd = store_lock(dirfd, id)) == -1)
 		return -1;
-	if ((pubfd = open_dir(dirfd, PUBLISH_DIR, 1)) == -1) {
+	if ((pubfd = store_open_dir(dirfd, PUBLISH_DIR, 1)) == -1) {
 		err = errno;
 		goto done;
 	}
@@ -288,7 +245,7 @@ publish_id(const struct conf *c, int dirfd, int64_t id, struct publish_result *r
 			 * never published, even when libvips decodes it. */
 			res->refused = 1;
 		} else {
-			int fd = open_dir(pubfd, "full", 0);
+			int fd = store_open_dir(pubfd, "full", 0);
 
 			/* Checked when it was published, and unchanged since. */
 			snprintf(name, sizeof(name), "%lld%s", (long long)id,
@@ -342,7 +299,7 @@ done:
 static void
 clean_tmp(const struct conf *c, int dirfd)
 {
-	int pubfd = open_dir(dirfd, PUBLISH_DIR, 0);
+	int pubfd = store_open_dir(dirfd, PUBLISH_DIR, 0);
 
 	if (pubfd == -1)
 		return;
@@ -351,10 +308,10 @@ clean_tmp(const struct conf *c, int dirfd)
 		int fd, xfd;
 
 		if (variant_subdir(sub, sizeof(sub), i == 0 ? 0 : c->variants.sizes[i - 1]) == -1 ||
-		    (fd = open_dir(pubfd, strchr(sub, '/') + 1, 0)) == -1)
+		    (fd = store_open_dir(pubfd, strchr(sub, '/') + 1, 0)) == -1)
 			continue;
 		(void)store_clean_tmp(fd, STORE_TMP_MAX_AGE);
-		if ((xfd = open_dir(fd, PUBLISH_CONV, 0)) != -1) {
+		if ((xfd = store_open_dir(fd, PUBLISH_CONV, 0)) != -1) {
 			(void)store_clean_tmp(xfd, STORE_TMP_MAX_AGE);
 			close(xfd);
 		}

@@ -17,6 +17,7 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
@@ -516,4 +517,50 @@ store_clean_tmp_variants(int dirfd, int64_t max_age)
 	}
 	closedir(d);
 	return n;
+}
+
+int
+store_open_dir(int dfd, const char *name, int create)
+{
+	if (create && mkdirat(dfd, name, 0755) == -1 && errno != EEXIST)
+		return -1;
+	return openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+}
+
+unsigned char *
+store_read_file(int dfd, const char *name, size_t max, size_t *len, struct stat *st)
+{
+	unsigned char *buf = NULL;
+	size_t got = 0;
+	int fd, err = 0;
+
+	fd = store_openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
+	if (fd == -1)
+		return NULL;
+	if (fstat(fd, st) == -1)
+		err = errno;
+	else if (!S_ISREG(st->st_mode))
+		err = EINVAL;
+	else if ((uint64_t)st->st_size > max)
+		err = EFBIG;
+	else if ((buf = malloc(st->st_size > 0 ? (size_t)st->st_size : 1)) == NULL)
+		err = ENOMEM;
+	while (err == 0 && got < (size_t)st->st_size) {
+		ssize_t n = read(fd, buf + got, (size_t)st->st_size - got);
+
+		if (n == -1 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			err = n == 0 ? EIO : errno;	/* shrank while read */
+		else
+			got += (size_t)n;
+	}
+	close(fd);
+	if (err != 0) {
+		free(buf);
+		errno = err;
+		return NULL;
+	}
+	*len = got;
+	return buf;
 }

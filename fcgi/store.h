@@ -156,4 +156,22 @@ int store_lock(int dirfd, int64_t id);
 int store_write_tmp(int dirfd, int64_t id, const void *bytes, size_t len,
     int durable, char *tmp, size_t tmplen);
 
+/*
+ * For the writers of derived trees (vmake.c's .v, publish.c's .pub): a
+ * directory beneath dfd opened without following a symlink, made first
+ * (mode 0755: the front server reads it as its own user) when create is
+ * set; a descriptor, or -1 with errno set.
+ */
+int store_open_dir(int dfd, const char *name, int create);
+
+/*
+ * Reads the whole regular file name beneath dfd (never through a symlink;
+ * O_NONBLOCK, so a FIFO planted under the name cannot hang the caller) of
+ * at most max bytes. Returns a malloc'd buffer with *len and *st set, or
+ * NULL with errno set: EINVAL when not a regular file, EFBIG when larger
+ * than max, EIO when it shrank while read.
+ */
+unsigned char *store_read_file(int dfd, const char *name, size_t max, size_t *len,
+    struct stat *st);
+
 #endif

@@ -45,17 +45,6 @@ struct run {
 	struct vmake_result *res;
 };
 
-/* A directory beneath dfd, never through a symlink, made first (0755: in
- * x-accel and x-sendfile modes the front server reads it as its own user)
- * when create is set. Returns a descriptor or -1 with errno set. */
-static int
-open_dir(int dfd, const char *name, int create)
-{
-	if (create && mkdirat(dfd, name, 0755) == -1 && errno != EEXIST)
-		return -1;
-	return openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-}
-
 /* The directory of one size (0: full), opened once per run. */
 static int
 size_dir(struct run *r, unsigned size, int create)
@@ -66,14 +55,14 @@ size_dir(struct run *r, unsigned size, int create)
 	for (size_t i = 0; i < r->nsub; i++)
 		if (r->sub[i].size == size)
 			return r->sub[i].fd;
-	if (r->vfd == -1 && (r->vfd = open_dir(r->dirfd, VARIANT_DIR, create)) == -1)
+	if (r->vfd == -1 && (r->vfd = store_open_dir(r->dirfd, VARIANT_DIR, create)) == -1)
 		return -1;
 	if (variant_subdir(sub, sizeof(sub), size) == -1) {
 		errno = EINVAL;
 		return -1;
 	}
 	/* "SIZE" of ".v/SIZE". */
-	if ((fd = open_dir(r->vfd, sub + sizeof(VARIANT_DIR), create)) == -1)
+	if ((fd = store_open_dir(r->vfd, sub + sizeof(VARIANT_DIR), create)) == -1)
 		return -1;
 	if (r->nsub == sizeof(r->sub) / sizeof(r->sub[0])) {
 		close(fd);
@@ -146,47 +135,6 @@ fail:
 	return -1;
 }
 
-/* Reads a whole regular file of at most max bytes; malloc'd, or NULL with
- * errno set (EFBIG when larger). O_NONBLOCK: a FIFO planted under the
- * name must not hang the process in open. */
-static unsigned char *
-read_file(int dfd, const char *name, size_t max, size_t *len, struct stat *st)
-{
-	unsigned char *buf = NULL;
-	size_t got = 0;
-	int fd, err = 0;
-
-	fd = store_openat(dfd, name, O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY | O_CLOEXEC, 0);
-	if (fd == -1)
-		return NULL;
-	if (fstat(fd, st) == -1)
-		err = errno;
-	else if (!S_ISREG(st->st_mode))
-		err = EINVAL;
-	else if ((uint64_t)st->st_size > max)
-		err = EFBIG;
-	else if ((buf = malloc(st->st_size > 0 ? (size_t)st->st_size : 1)) == NULL)
-		err = ENOMEM;
-	while (err == 0 && got < (size_t)st->st_size) {
-		ssize_t n = read(fd, buf + got, (size_t)st->st_size - got);
-
-		if (n == -1 && errno == EINTR)
-			continue;
-		if (n <= 0)
-			err = n == 0 ? EIO : errno;	/* shrank while read */
-		else
-			got += (size_t)n;
-	}
-	close(fd);
-	if (err != 0) {
-		free(buf);
-		errno = err;
-		return NULL;
-	}
-	*len = got;
-	return buf;
-}
-
 /*
  * No upscaling: a size not below the original's long side is a copy of
  * the full-size file of that type: the original itself for the stored
@@ -209,7 +157,7 @@ copy_full(struct run *r, unsigned size, enum sniff_type type)
 	if ((fd = size_dir(r, 0, 0)) == -1 || base_name(r, 0, type, name, sizeof(name)) == -1)
 		return -1;
 	/* Never more than its pixels, 4 bytes each, and a header. */
-	if ((buf = read_file(fd, name, (size_t)r->c->max_pixels * 4 + 65536, &len, &st)) == NULL)
+	if ((buf = store_read_file(fd, name, (size_t)r->c->max_pixels * 4 + 65536, &len, &st)) == NULL)
 		return -1;
 	rc = put(r, size, type, buf, len);
 	free(buf);
@@ -337,7 +285,7 @@ vmake_id(const struct conf *c, int dirfd, int64_t id, struct vmake_result *res)
 	 * count, as there. */
 	for (size_t i = 0; buf == NULL && (ext = ext_name(i)) != NULL; i++) {
 		snprintf(name, sizeof(name), "%lld%s", (long long)id, ext);
-		if ((buf = read_file(dirfd, name, (size_t)c->upload_max, &len, &st)) != NULL)
+		if ((buf = store_read_file(dirfd, name, (size_t)c->upload_max, &len, &st)) != NULL)
 			break;
 		if (errno == EFBIG || (errno != ENOENT && errno != ELOOP && errno != EINVAL)) {
 			/* Too large to be one of ours, or unreadable: refused,
