@@ -143,7 +143,7 @@ test: deps-test
 fuzz: build/fuzz_reqparse build/fuzz_fcgi_in
 	tests/lib/run-fuzz $(FUZZ_SECONDS)
 
-stress: deps-test all build/fcgi-client build/fcgi-hostile
+stress: deps-test all build/avatar.fcgi.asan build/fcgi-client build/fcgi-hostile
 	prove $(PROVE_FLAGS) tests/stress/
 
 # The single-avatar rows (tests/bench/run), then the site-like Zipf
