@@ -85,7 +85,7 @@ for my $c (@fast) {
         is $r->{status}, 200, 'status 200';
         ok -f "$pub/$file" && $r->{body} eq slurp("$pub/$file"), "the bytes of .pub/$file";
         is hdr($r, 'Content-Type'), $type, "Content-Type $type";
-        is sniff($r->{body}), $type, 'which is the type of the bytes';
+        is sniff($r->{body}), $type, 'the type of the bytes too';
         is hdr($r, 'Cache-Control'), $cc, 'Cache-Control';
         is hdr($r, 'X-Content-Type-Options'), 'nosniff', 'nosniff';
         cors_ok($r);
@@ -202,7 +202,7 @@ for my $path (qw(/.pub/full/1000.png /.v /.pub /avatar/.pub/full/1000.png /full/
     my $n = served();
     my $r = http($p, GET => '/1002?s=64');
     is served() - $n - $self, 1, 'a variant missing from .pub goes to the responder';
-    is hdr($r, 'Content-Type'), 'image/gif', 'which answers with the right type';
+    is hdr($r, 'Content-Type'), 'image/gif', 'and the responder answers with the right type';
     # A worker sends one job per id per 5 s: requests go on meanwhile.
     my $t0 = time;
     while (!-f "$pub/64/1002.gif" && time - $t0 < 20) {
