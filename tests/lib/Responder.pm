@@ -7,6 +7,7 @@ package Responder;
 use strict;
 use warnings;
 use Cwd qw(abs_path);
+use POSIX ();
 use File::Temp qw(tempdir);
 use IO::Socket::INET;
 use Test::More ();
@@ -27,6 +28,23 @@ sub built {
     return (ROOT, bin(), client());
 }
 
+# Responders started and not yet stopped, by pid, with the pid of the test
+# process that started them. A test that dies or bails out before its
+# stop() (BAIL_OUT, die) would leave its pool running for good; the END
+# block stops them, only in the process that started them (a test's forked
+# children run END blocks too).
+my %running;
+END {
+    my $rc = $?;
+    for my $pid (grep { $running{$_} == $$ } keys %running) {
+        # Only a child of ours that no one has reaped: never a reused pid.
+        next unless waitpid($pid, POSIX::WNOHANG()) == 0;
+        kill 'TERM', $pid;
+        kill 'KILL', $pid if wait_exit($pid, 10) == -1;
+    }
+    $? = $rc;
+}
+
 # start(dir => DIR, args => [...], env => {...}, bin => PROGRAM,
 #       sock => PATH or HOST:PORT) -> {pid, sock, log, run}
 # The socket is a private unix socket unless sock says otherwise.
@@ -44,6 +62,7 @@ sub start {
         exec $o{bin} // bin(), '--socket', $sock, '--dir', $o{dir}, @{ $o{args} // [] } or die "exec: $!";
     }
     my $r = { pid => $pid, sock => $sock, log => $log, run => $run };
+    $running{$pid} = $$;
     my $up = $sock =~ m{/} ? sub { -S $sock } : sub { IO::Socket::INET->new(PeerAddr => $sock) };
     wait_for($up, 10) or die "responder did not start:\n" . slurp($log);
     return $r;
@@ -54,6 +73,7 @@ sub stop {
     my ($r, $sig) = @_;
     kill $sig // 'TERM', $r->{pid};
     my $st = wait_exit($r->{pid}, 30);
+    delete $running{ $r->{pid} } if $st != -1;
     $r->{log_text} = slurp($r->{log});
     return $st;
 }

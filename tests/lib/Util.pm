@@ -66,11 +66,11 @@ sub wait_exit {
     return $st;
 }
 
-# The pids whose parent is $pid (a single-threaded process such as the
-# supervisor), ascending; a count in scalar context.
-# The read workers of a responder: its children, except the upload manager
-# (named "avatar-uploads" in /proc/PID/comm), which makes images, not
-# answers, and runs whenever sizes, formats or uploads are on.
+# The read workers of a responder (a single-threaded process such as the
+# supervisor), ascending; a count in scalar context. Its children, except
+# the upload manager (named "avatar-uploads" in /proc/PID/comm), which
+# makes images, not answers, and runs whenever sizes, formats or uploads
+# are on.
 sub children {
     my ($pid) = @_;
     my @kids = sort { $a <=> $b } split ' ', slurp("/proc/$pid/task/$pid/children");
