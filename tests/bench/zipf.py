@@ -135,7 +135,7 @@ http {
             add_header Cache-Control "public, max-age=300, stale-while-revalidate=86400";
             add_header X-Content-Type-Options nosniff;
             add_header Access-Control-Allow-Origin *;
-            try_files /$id.jpg /$id.png /-1.jpg;
+            try_files /$id.jpg /$id.png /-1.jpg =404;
         }
         location / { return 404; }
     }
