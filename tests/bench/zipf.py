@@ -15,6 +15,7 @@ same run with the issue's targets.
 """
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -26,7 +27,7 @@ from servers import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STACK = os.path.join(ROOT, "tests", "lib", "stack")
-POOL = 16
+POOL = 64  # ext4 allows 65,000 links to one file: N = 1,000,000 needs more than 16
 
 # key, label, how it is started
 ROWS = [
@@ -34,7 +35,20 @@ ROWS = [
     ("fastpath", "nginx fast path (.pub, responder for the rest)"),
     ("x-accel", "nginx → avatar.fcgi x-accel"),
     ("bytes", "nginx → avatar.fcgi bytes"),
+    ("l-static", "lighttpd static (rewrite over the store)"),
+    ("l-fastpath", "lighttpd fast path (.pub, responder for the rest)"),
+    ("l-xsendfile", "lighttpd → avatar.fcgi x-sendfile"),
 ]
+# Each row's static baseline: the same front server serving the same
+# store by itself.
+BASE = {"static": "static", "fastpath": "static", "x-accel": "static", "bytes": "static",
+        "l-static": "l-static", "l-fastpath": "l-static", "l-xsendfile": "l-static"}
+# The responder rows, which must answer every request (0 failed, 0 non-2xx,
+# also at -c 1000). The static rows are baselines: lighttpd static answers
+# a missing id with the default avatar's bytes and status 404.
+RESPONDER_ROWS = ["fastpath", "x-accel", "bytes", "l-fastpath", "l-xsendfile"]
+# Connections of the one burst run per row and N (keep-alive).
+BURST_C = 1000
 KINDS = [("ka", "keep-alive, wrk -c 100"), ("close", "new connection per request, wrk -c 100")]
 
 LUA = r"""
@@ -102,6 +116,34 @@ def make_store(work, pool, n):
     return d, m, made
 
 
+def lighttpd_static_conf(run, store, port):
+    """lighttpd static over the same store: /ID to ID.jpg when the file is
+    there, else the default avatar through the 404 handler (lighttpd has
+    no try_files), the same headers added."""
+    os.makedirs(os.path.join(run, "tmp"), exist_ok=True)
+    conf = os.path.join(run, "lighttpd.conf")
+    with open(conf, "w") as f:
+        f.write("""server.modules = ( "mod_rewrite", "mod_setenv" )
+server.bind = "127.0.0.1"
+server.port = %(port)d
+server.document-root = "%(store)s"
+server.pid-file = "%(run)s/lighttpd.pid"
+server.errorlog = "%(run)s/error.log"
+server.upload-dirs = ( "%(run)s/tmp" )
+server.tag = ""
+server.max-fds = 16384
+server.max-connections = 4096
+mimetype.assign = ( ".jpg" => "image/jpeg", ".png" => "image/png" )
+url.rewrite-if-not-file = ( "^/(0|-?[1-9][0-9]{0,18})$" => "/$1.jpg" )
+server.error-handler-404 = "/-1.jpg"
+setenv.add-response-header = (
+    "Cache-Control" => "public, max-age=300, stale-while-revalidate=86400",
+    "X-Content-Type-Options" => "nosniff",
+    "Access-Control-Allow-Origin" => "*" )
+""" % {"run": run, "port": port, "store": store})
+    return conf
+
+
 def static_conf(run, store, port, workers):
     """nginx static over the same store, as the fast path's location
     would be without a responder: try_files, the default avatar for a
@@ -157,15 +199,25 @@ class Row:
             self.proc = subprocess.Popen(["nginx", "-p", self.run + "/", "-c", conf],
                                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                                          stderr=subprocess.DEVNULL)
+        elif self.key == "l-static":
+            conf = lighttpd_static_conf(self.run, self.store, self.port)
+            self.proc = subprocess.Popen(["lighttpd", "-D", "-f", conf],
+                                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                                         stderr=subprocess.DEVNULL)
         else:
-            mode = "bytes" if self.key == "bytes" else "x-accel"
-            argv = [STACK, "start", "--server", "nginx", "--mode", mode, "--port", str(self.port),
+            server = "lighttpd" if self.key.startswith("l-") else "nginx"
+            mode = {"bytes": "bytes", "l-fastpath": "x-sendfile",
+                    "l-xsendfile": "x-sendfile"}.get(self.key, "x-accel")
+            argv = [STACK, "start", "--server", server, "--mode", mode, "--port", str(self.port),
                     "--run", self.run, "--avatars", self.store, "--workers", str(self.workers),
                     "--bin", self.binary]
-            if self.key == "fastpath":
+            if self.key.endswith("fastpath"):
                 argv += ["--fastpath", "--published"]
             argv += ["--", "--default-id", "-1", "--sizes", "none", "--formats", "none"]
-            subprocess.run(argv, check=True, stdout=subprocess.DEVNULL)
+            r = subprocess.run(argv, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+            if r.returncode != 0:
+                raise RuntimeError("%s: tests/lib/stack start exited %d: %s"
+                                   % (self.key, r.returncode, r.stderr.strip()[-300:]))
         for _ in range(100):
             try:
                 out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
@@ -178,7 +230,7 @@ class Row:
         raise RuntimeError("%s did not answer on %s" % (self.key, self.url))
 
     def roots(self):
-        if self.key == "static":
+        if self.key in ("static", "l-static"):
             return [self.proc.pid]
         pids = []
         for f in ("front.pid", "avatar.pid"):
@@ -190,7 +242,7 @@ class Row:
         return pids
 
     def stop(self):
-        if self.key == "static":
+        if self.key in ("static", "l-static"):
             if self.proc and self.proc.poll() is None:
                 self.proc.terminate()
                 try:
@@ -205,7 +257,7 @@ class Row:
 def rss_kb(row):
     """The responder's largest worker RSS in kB (its read workers are the
     supervisor's children named avatar.fcgi), or None."""
-    if row.key == "static":
+    if row.key in ("static", "l-static"):
         return None
     best = None
     for pid in os.listdir("/proc"):
@@ -228,8 +280,8 @@ def rss_kb(row):
     return best
 
 
-def run_wrk(row, lua, seconds):
-    argv = ["wrk", "-t", "2", "-c", "100", "-d", "%ds" % seconds, "--timeout", "10s",
+def run_wrk(row, lua, seconds, conns=100):
+    argv = ["wrk", "-t", "2", "-c", str(conns), "-d", "%ds" % seconds, "--timeout", "10s",
             "--latency", "-s", lua, row.url]
     roots = row.roots()
     before = measure.cpu_snapshot(roots)
@@ -252,26 +304,34 @@ def median(xs):
     return xs[len(xs) // 2] if xs else None
 
 
-def run(work, binary, workers, sizes, rounds, seconds, first_port):
+def run(work, binary, workers, sizes, rounds, seconds, burst_seconds, first_port):
     pool = make_pool(work, binary)
     results = {}
     port = first_port
     for n in sizes:
         t0 = time.monotonic()
         store, m, made = make_store(work, pool, n)
-        log("N=%d: %d ids, %d with a file, store made in %.1f s" % (n, m, made, time.monotonic() - t0))
+        store_s = time.monotonic() - t0
+        log("N=%d: %d ids, %d with a file, store made in %.1f s" % (n, m, made, store_s))
         luas = {}
         for kind, _ in KINDS:
             luas[kind] = os.path.join(work, "zipf-%d-%s.lua" % (n, kind))
             with open(luas[kind], "w") as f:
                 f.write(LUA % {"m": m, "seed": 13,
                                "headers": "{[\"Connection\"] = \"close\"}" if kind == "close" else "nil"})
-        rows = []
+        rows, broken = [], {}
         try:
             for key, _ in ROWS:
                 row = Row(key, work, store, binary, workers, port)
                 port += 1
-                row.start()
+                try:
+                    row.start()
+                except RuntimeError as e:
+                    # One row that cannot start leaves the others' figures.
+                    log("N=%d: %s did not start: %s" % (n, key, e))
+                    broken[key] = str(e)
+                    row.stop()
+                    continue
                 rows.append(row)
             raw = {kind: {r.key: [] for r in rows} for kind, _ in KINDS}
             for rnd in range(rounds):
@@ -284,12 +344,22 @@ def run(work, binary, workers, sizes, rounds, seconds, first_port):
                             res.get("error") or "%8.0f req/s p99 %.1f ms cpu %s µs/req" % (
                                 res["rps"], res["p99"], "%.0f" % res["cpu_us"] if res["cpu_us"] else "-")))
                         time.sleep(0.2)
+            # The burst: BURST_C keep-alive connections at once, once per
+            # row (judged on failures and non-2xx only).
+            burst = {}
+            for r in rows:
+                burst[r.key] = run_wrk(r, luas["ka"], burst_seconds, conns=BURST_C)
+                res = burst[r.key]
+                log("N=%d burst -c %d %-9s %s" % (n, BURST_C, r.key, res.get("error") or
+                    "%8.0f req/s, %d failed, %d non-2xx" % (res["rps"], res["failed"], res["non2xx"])))
+                time.sleep(0.2)
             rss = {r.key: rss_kb(r) for r in rows}
         finally:
             for r in rows:
                 r.stop()
             shutil.rmtree(store, ignore_errors=True)
-        results[n] = {"ids": m, "files": made, "raw": raw, "rss_kb": rss}
+        results[n] = {"ids": m, "files": made, "raw": raw, "rss_kb": rss, "burst": burst,
+                      "broken": broken, "store_s": store_s}
     return results
 
 
@@ -310,37 +380,60 @@ def summarize(results):
     return s
 
 
-def targets(s, sizes):
+def ratio(s, n, kind, key, field="rps"):
+    """key's figure over its static baseline's, same N and kind, or None."""
+    r, b = s[n][kind].get(key), s[n][kind].get(BASE[key])
+    if r and b and r.get(field) and b.get(field):
+        return r[field] / b[field]
+    return None
+
+
+def targets(s, results, sizes):
+    """(ok, text) lines for issue 13's targets, ratios of the same run."""
     out = []
+
+    def need(ok_if, text):
+        out.append((ok_if, text))
+
+    big = [n for n in sizes if n >= 100000]
+    for key, name in (("fastpath", "nginx"), ("l-fastpath", "lighttpd")):
+        for n in big:
+            for kind, _ in KINDS:
+                r = ratio(s, n, kind, key)
+                if r is None:
+                    need(False, "%s fast path, Zipf N=%d, %s: no figure" % (name, n, kind))
+                    continue
+                need(r >= 0.9, "%s fast path >= 0.9x %s static req/s, Zipf N=%d, %s: %.2fx"
+                     % (name, name, n, kind, r))
+                c = ratio(s, n, kind, key, "cpu_us")
+                if key == "fastpath" and c is not None:
+                    need(c <= 1.2, "nginx fast path server CPU per request <= 1.2x static's, "
+                         "N=%d, %s: %.2fx" % (n, kind, c))
     for n in sizes:
-        if n < 100000:
-            continue
+        r = ratio(s, n, "ka", "x-accel")
+        need(r is not None and r >= 0.6, "x-accel >= 0.6x static req/s with keep-alive, Zipf N=%d: %s"
+             % (n, "%.2fx" % r if r is not None else "no figure"))
+    for n in sizes:
         for kind, _ in KINDS:
-            st, fp = s[n][kind].get("static"), s[n][kind].get("fastpath")
-            if st and fp and st["rps"]:
-                r = fp["rps"] / st["rps"]
-                out.append((r >= 0.9, "fast path >= 0.9x nginx static req/s, Zipf N=%d, %s: %.2fx"
-                            % (n, kind, r)))
-                if st["cpu_us"] and fp["cpu_us"]:
-                    c = fp["cpu_us"] / st["cpu_us"]
-                    out.append((c <= 1.2, "fast path server CPU per request <= 1.2x static's, N=%d, %s: %.2fx"
-                                % (n, kind, c)))
-    for n in sizes:
-        st, xa = s[n]["ka"].get("static"), s[n]["ka"].get("x-accel")
-        if st and xa and st["rps"]:
-            r = xa["rps"] / st["rps"]
-            out.append((r >= 0.6, "x-accel >= 0.6x static req/s with keep-alive, Zipf N=%d: %.2fx" % (n, r)))
-    for n in sizes:
-        for kind, _ in KINDS:
-            st = s[n][kind].get("static")
-            for key in ("fastpath", "x-accel", "bytes"):
-                r = s[n][kind].get(key)
-                if st and r and st["p99"]:
-                    out.append((r["p99"] <= 2 * st["p99"], "p99 of %s <= 2x static's, N=%d, %s: %.1f ms vs %.1f ms"
-                                % (key, n, kind, r["p99"], st["p99"])))
+            for key in RESPONDER_ROWS:
+                r, b = s[n][kind].get(key), s[n][kind].get(BASE[key])
+                if r and b and b["p99"]:
+                    need(r["p99"] <= 2 * b["p99"], "p99 of %s <= 2x %s's, N=%d, %s: %.1f ms vs %.1f ms"
+                         % (key, BASE[key], n, kind, r["p99"], b["p99"]))
                 if r:
-                    out.append((r["failed"] == 0 and r["non2xx"] == 0,
-                                "%s, N=%d, %s: %d failed, %d non-2xx" % (key, n, kind, r["failed"], r["non2xx"])))
+                    need(r["failed"] == 0 and r["non2xx"] == 0, "%s, N=%d, %s: %d failed, %d non-2xx"
+                         % (key, n, kind, r["failed"], r["non2xx"]))
+        for key in RESPONDER_ROWS:
+            b = results[n]["burst"].get(key)
+            if b is None:
+                continue
+            if "error" in b:
+                need(False, "%s, N=%d, -c %d: no result (%s)" % (key, n, BURST_C, b["error"][:80]))
+            else:
+                need(b["failed"] == 0 and b["non2xx"] == 0, "%s, N=%d, -c %d: %d failed, %d non-2xx"
+                     % (key, n, BURST_C, b["failed"], b["non2xx"]))
+        for key, why in results[n]["broken"].items():
+            need(False, "%s, N=%d: did not start (%s)" % (key, n, why[:120]))
     return out
 
 
@@ -348,26 +441,48 @@ def markdown(s, results, sizes, verdicts):
     label = dict(ROWS)
     md = ["## Site-like workload: Zipf(1.0) over N avatars, 5 % missing ids", "",
           "wrk -t 2 -c 100 with a Lua script drawing each id (tests/bench/zipf.py); medians of the "
-          "rounds; ratios to nginx static over the same store in the same round set. "
+          "rounds; ratios to the same front server's static row over the same store in the same "
+          "round set (nginx rows to nginx static, lighttpd rows to lighttpd static). "
           "CPU: every process of the row (front server and responder), µs per request. "
-          "RSS: the largest responder worker after the runs.", "", "```"]
+          "RSS: the largest responder worker after the runs. Each row also takes one run of "
+          "wrk -c %d (keep-alive), judged on failures only. lighttpd static answers a missing "
+          "id with the default avatar's bytes and status 404 (it has no try_files); every other "
+          "row with 200." % BURST_C, "", "```"]
     md += ["%s %s" % ("PASS" if ok else "FAIL", t) for ok, t in verdicts] + ["```", ""]
+    # How each row changes as N grows: req/s and CPU per request.
+    md += ["### As N grows (keep-alive; req/s, × static, CPU µs/req)", "",
+           "| row | " + " | ".join("N = %d" % n for n in sizes) + " |",
+           "| --- |" + " ---: |" * len(sizes)]
+    for key, _ in ROWS:
+        cells = []
+        for n in sizes:
+            r, x = s[n]["ka"].get(key), ratio(s, n, "ka", key)
+            cells.append("%.0f, %s, %s" % (r["rps"], "%.2f×" % x if x is not None else "-",
+                                           "%.0f" % r["cpu_us"] if r["cpu_us"] else "-")
+                         if r else "no run")
+        md.append("| %s | %s |" % (label[key], " | ".join(cells)))
+    md += ["", "Store made (2 hard links per id): " + ", ".join(
+        "N = %d in %.1f s" % (n, results[n]["store_s"]) for n in sizes) + ".", ""]
     for n in sizes:
         for kind, title in KINDS:
             md += ["### N = %d, %s" % (n, title), "",
                    "| row | req/s | × static | p50 ms | p99 ms | max ms | CPU µs/req | worker RSS kB |",
                    "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
-            st = s[n][kind].get("static")
             for key, _ in ROWS:
                 r = s[n][kind].get(key)
                 if not r:
                     md.append("| %s | no run | | | | | | |" % label[key])
                     continue
+                x = ratio(s, n, kind, key)
                 md.append("| %s | %.0f | %s | %.2f | %.2f | %.0f | %s | %s |" % (
-                    label[key], r["rps"], "%.2f" % (r["rps"] / st["rps"]) if st and st["rps"] else "-",
+                    label[key], r["rps"], "%.2f" % x if x is not None else "-",
                     r["p50"], r["p99"], r["max"], "%.0f" % r["cpu_us"] if r["cpu_us"] else "-",
                     results[n]["rss_kb"].get(key) or "-"))
             md.append("")
+        md += ["-c %d (keep-alive, one run per row): " % BURST_C + "; ".join(
+            "%s %s" % (k, "%.0f req/s, %d failed, %d non-2xx" % (b["rps"], b["failed"], b["non2xx"])
+                       if "error" not in b else "no result")
+            for k, b in results[n]["burst"].items()) + ".", ""]
     return "\n".join(md)
 
 
@@ -375,26 +490,33 @@ def main():
     import argparse
     ap = argparse.ArgumentParser(description="the Zipf workload of make bench")
     ap.add_argument("--quick", action="store_true")
-    ap.add_argument("--sizes", help="comma list of N (default 1000,100000; quick 1000)")
+    ap.add_argument("--sizes", help="comma list of N (default 1000,100000,1000000; quick 1000)")
     ap.add_argument("--rounds", type=int)
     ap.add_argument("--seconds", type=int)
     ap.add_argument("--out", default=os.path.join(HERE, "results"))
     ap.add_argument("--bin", default=os.path.join(ROOT, "avatar.fcgi"))
     ap.add_argument("--port", type=int, default=18700)
     a = ap.parse_args()
-    sizes = [int(x) for x in (a.sizes or ("1000" if a.quick else "1000,100000")).split(",")]
+    sizes = [int(x) for x in (a.sizes or ("1000" if a.quick else "1000,100000,1000000")).split(",")]
     rounds = a.rounds or (1 if a.quick else 3)
-    seconds = a.seconds or (2 if a.quick else 4)
+    seconds = a.seconds or (2 if a.quick else 3)
+    burst_seconds = 2
+    # wrk -c BURST_C holds a descriptor per connection.
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != resource.RLIM_INFINITY and soft < 4 * BURST_C:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536) if hard != resource.RLIM_INFINITY
+                                                    else 65536, hard))
     workers = len(os.sched_getaffinity(0))
     work = tempfile.mkdtemp(prefix="avatar-zipf.")
     os.chmod(work, 0o755)
     t0 = time.monotonic()
     try:
-        results = run(work, os.path.abspath(a.bin), workers, sizes, rounds, seconds, a.port)
+        results = run(work, os.path.abspath(a.bin), workers, sizes, rounds, seconds, burst_seconds,
+                      a.port)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     s = summarize(results)
-    verdicts = targets(s, sizes)
+    verdicts = targets(s, results, sizes)
     md = markdown(s, results, sizes, verdicts)
     load = open("/proc/loadavg").read().split()[:3]
     md += "\nMade in %.0f s; load average at the end: %s.\n" % (time.monotonic() - t0, " ".join(load))
