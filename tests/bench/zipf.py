@@ -27,7 +27,9 @@ from servers import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 STACK = os.path.join(ROOT, "tests", "lib", "stack")
-POOL = 64  # ext4 allows 65,000 links to one file: N = 1,000,000 needs more than 16
+# Distinct images the store is linked from: ext4 allows 65,000 links to
+# one file; a store of N ids links each pool image N / count times.
+POOL_PER_IDS = 20000
 
 # key, label, how it is started
 ROWS = [
@@ -78,12 +80,12 @@ def log(msg):
     print("[zipf] %s" % msg, file=sys.stderr, flush=True)
 
 
-def make_pool(work, binary):
-    """POOL distinct 400x400 JPEGs of about 37-50 kB, and their published
+def make_pool(work, binary, count):
+    """count distinct 400x400 JPEGs of about 37-50 kB, and their published
     copies (avatar.fcgi publish over the pool: checked once)."""
     pool = os.path.join(work, "pool")
     os.makedirs(pool)
-    for i in range(POOL):
+    for i in range(count):
         subprocess.run(["convert", "-seed", str(100 + i), "-size", "400x400", "plasma:fractal",
                         "-blur", "0x1", "-strip", "-quality", "90",
                         "jpg:" + os.path.join(pool, "%d.jpg" % (i + 1))], check=True)
@@ -93,7 +95,7 @@ def make_pool(work, binary):
     return pool
 
 
-def make_store(work, pool, n):
+def make_store(work, pool, n, count):
     """DIR with ids 1..M (every 20th missing) linked from the pool, and
     DIR/.pub/full linked from the pool's published copies."""
     d = os.path.join(work, "store-%d" % n)
@@ -109,7 +111,7 @@ def make_store(work, pool, n):
     for r in range(1, m + 1):
         if r % 20 == 0:
             continue
-        k = "%d.jpg" % (r % POOL + 1)
+        k = "%d.jpg" % (r % count + 1)
         os.link(os.path.join(pool, k), os.path.join(d, "%d.jpg" % r))
         os.link(os.path.join(pool, ".pub", "full", k), os.path.join(full, "%d.jpg" % r))
         made += 1
@@ -305,12 +307,13 @@ def median(xs):
 
 
 def run(work, binary, workers, sizes, rounds, seconds, burst_seconds, first_port):
-    pool = make_pool(work, binary)
+    count = max(8, -(-max(sizes) // POOL_PER_IDS))
+    pool = make_pool(work, binary, count)
     results = {}
     port = first_port
     for n in sizes:
         t0 = time.monotonic()
-        store, m, made = make_store(work, pool, n)
+        store, m, made = make_store(work, pool, n, count)
         store_s = time.monotonic() - t0
         log("N=%d: %d ids, %d with a file, store made in %.1f s" % (n, m, made, store_s))
         luas = {}
@@ -499,8 +502,8 @@ def main():
     a = ap.parse_args()
     sizes = [int(x) for x in (a.sizes or ("1000" if a.quick else "1000,100000,1000000")).split(",")]
     rounds = a.rounds or (1 if a.quick else 3)
-    seconds = a.seconds or (2 if a.quick else 3)
-    burst_seconds = 2
+    seconds = a.seconds or (1 if a.quick else 3)
+    burst_seconds = 1 if a.quick else 2
     # wrk -c BURST_C holds a descriptor per connection.
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     if soft != resource.RLIM_INFINITY and soft < 4 * BURST_C:
