@@ -46,8 +46,7 @@ ROWS = [
 BASE = {"static": "static", "fastpath": "static", "x-accel": "static", "bytes": "static",
         "l-static": "l-static", "l-fastpath": "l-static", "l-xsendfile": "l-static"}
 # The responder rows, which must answer every request (0 failed, 0 non-2xx,
-# also at -c 1000). The static rows are baselines: lighttpd static answers
-# a missing id with the default avatar's bytes and status 404.
+# also at -c 1000). The static rows are the baselines.
 RESPONDER_ROWS = ["fastpath", "x-accel", "bytes", "l-fastpath", "l-xsendfile"]
 # Connections of the one burst run per row and N (keep-alive).
 BURST_C = 1000
@@ -121,7 +120,7 @@ def make_store(work, pool, n, count):
 def lighttpd_static_conf(run, store, port):
     """lighttpd static over the same store: /ID to ID.jpg when the file is
     there, else the default avatar through the 404 handler (lighttpd has
-    no try_files), the same headers added."""
+    no try_files; a static handler answers 200), the same headers added."""
     os.makedirs(os.path.join(run, "tmp"), exist_ok=True)
     conf = os.path.join(run, "lighttpd.conf")
     with open(conf, "w") as f:
@@ -448,9 +447,8 @@ def markdown(s, results, sizes, verdicts):
           "round set (nginx rows to nginx static, lighttpd rows to lighttpd static). "
           "CPU: every process of the row (front server and responder), µs per request. "
           "RSS: the largest responder worker after the runs. Each row also takes one run of "
-          "wrk -c %d (keep-alive), judged on failures only. lighttpd static answers a missing "
-          "id with the default avatar's bytes and status 404 (it has no try_files); every other "
-          "row with 200." % BURST_C, "", "```"]
+          "wrk -c %d (keep-alive), judged on failures only. Every row answers a missing id "
+          "with the default avatar and 200 (lighttpd static through its 404 handler)." % BURST_C, "", "```"]
     md += ["%s %s" % ("PASS" if ok else "FAIL", t) for ok, t in verdicts] + ["```", ""]
     # How each row changes as N grows: req/s and CPU per request.
     md += ["### As N grows (keep-alive; req/s, × static, CPU µs/req)", "",
