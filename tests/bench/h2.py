@@ -22,10 +22,12 @@ python3 tests/bench/h2.py --n 100000 builds its own store and prints the
 table.
 """
 import bisect
+import json
 import os
 import random
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -446,7 +448,11 @@ def main():
                     help="the kernel TLS row: where the kernel offers it, always, never")
     ap.add_argument("--bin", default=os.path.join(ROOT, "avatar.fcgi"))
     ap.add_argument("--port", type=int, default=18800)
+    ap.add_argument("--json", help="also write the results dict here")
     a = ap.parse_args()
+    # SIGTERM (timeout, a CI runner) unwinds like an exception, so the
+    # finally blocks stop every server started.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(2))
     workers = len(os.sched_getaffinity(0))
     work = tempfile.mkdtemp(prefix="avatar-h2.")
     os.chmod(work, 0o755)
@@ -459,6 +465,9 @@ def main():
                      a.port, a.lines, ktls={"auto": None, "on": True, "off": False}[a.ktls])
     finally:
         shutil.rmtree(work, ignore_errors=True)
+    if a.json:
+        with open(a.json, "w") as f:
+            json.dump(res, f, indent=1)
     print(markdown(res))
     print("h2 part: %.0f s (setup %.0f s); whole run %.0f s." % (
         res["total_s"], res["setup_s"], time.monotonic() - t0))
