@@ -157,6 +157,10 @@ SERVER ?= nginx
 MODE   ?=
 # FASTPATH=1: nginx serves the published tree itself (docs/fastpath.md).
 FASTPATH ?=
+# TLS=1: nginx over TLS and HTTP/2 with a self-signed certificate
+# (avatar-tls.conf, or avatar-fastpath-tls.conf with FASTPATH=1).
+TLS    ?=
+RUNURL  = $(if $(TLS),https,http)://127.0.0.1:$(PORT)
 PORT   ?= 8080
 # make run serves a copy of avatars/ (uploads must not change tracked files)
 # and enables signed uploads with a development key made on first use.
@@ -165,9 +169,9 @@ run: deps-run all
 	@[ -d .run/avatars ] || cp -a avatars .run/avatars
 	@[ -s .run/dev.key ] || (umask 077; openssl rand -hex 32 >.run/dev.key)
 	@echo "Upload an avatar (link valid 1 h):"
-	@echo "  curl -T photo.jpg \"http://127.0.0.1:$(PORT)/1000?$$(./avatar.fcgi sign --key-file .run/dev.key PUT 1000 3600)\""
-	@echo "Then: http://127.0.0.1:$(PORT)/1000?s=64 (64 px), /1000.webp (WebP)"
-	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) $(if $(FASTPATH),--fastpath) \
+	@echo "  curl$(if $(TLS), -k) -T photo.jpg \"$(RUNURL)/1000?$$(./avatar.fcgi sign --key-file .run/dev.key PUT 1000 3600)\""
+	@echo "Then: $(RUNURL)/1000?s=64 (64 px), /1000.webp (WebP)"
+	tests/lib/stack run --server $(SERVER) $(if $(MODE),--mode $(MODE)) $(if $(FASTPATH),--fastpath) $(if $(TLS),--tls) \
 	    --port $(PORT) --run .run/$(SERVER) \
 	    --avatars .run/avatars -- --key-file .run/dev.key
 

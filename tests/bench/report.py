@@ -113,11 +113,11 @@ def targets(raw, sums, rows, not_started):
     ratio_line("lighttpd-xsendfile", "lighttpd-static", "rps", ">=", 0.8, "req/s")
     for row in ("nginx-xaccel", "nginx-bytes", "lighttpd-xsendfile", "lighttpd-bytes"):
         ratio_line(row, "starlette", "rps", ">=", 3.0, "req/s")
-    # TLS is judged with a client that asks for keep-alive (wrk): the
-    # original setup refused it (keepalive_timeout 0, a full RSA handshake
-    # per request), the project config grants it. Without keep-alive on
-    # the client side, ab's own handshakes set the pace of both rows.
-    ratio_line("tls-project", "tls-orig", "rps", ">=", 5.0, "req/s", kind="ka")
+    # No TLS target here: the two TLS rows stay in the tables for comparison
+    # with the original figures, but a keep-alive client against an
+    # original that refused keep-alive measured the setups, not the
+    # servers. The TLS target (issue 13) is HTTP/2 over TLS with the same
+    # client and settings for both rows: tests/bench/h2.py.
 
     # Where the CPU of a proxied row goes: front server and responder apart.
     for row, base in (("nginx-xaccel", "nginx-static"), ("nginx-bytes", "nginx-static"),

@@ -3,12 +3,15 @@
 # certificate from conf/nginx/make-cert.sh), x-accel mode: HTTP/2, an ECDSA
 # P-256 certificate, TLS 1.2 and 1.3 only, session resumption by the shared
 # cache and by tickets, keep-alive, and the ab load with and without -k.
+# Then the fast path over TLS (conf/nginx/avatar-fastpath-tls.conf): HTTP/2,
+# and which side answers what, as tests/t/39-e2e-fastpath.t checks in plain
+# HTTP.
 use strict;
 use warnings;
 use FindBin;
 use Test::More;
 BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
-our ($ROOT);
+our ($ROOT, $LIVE, $YEAR, $SHORT);
 
 need_tools(qw(curl ab spawn-fcgi nginx openssl));
 my $tmp = File::Temp::tempdir('e2e-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -62,11 +65,12 @@ is curl('--interface', '127.0.0.2', '-o', '/dev/null', '-w', '%{http_code}', "$u
     '/status from 127.0.0.2: 403';
 
 # The certificate and the protocol versions.
-sub s_client {
-    my ($args, $input) = @_;
-    my $cmd = "openssl s_client -connect 127.0.0.1:$port -servername localhost $args </dev/null 2>&1";
+sub s_client_at {
+    my ($at, $args) = @_;
+    my $cmd = "openssl s_client -connect 127.0.0.1:$at -servername localhost $args </dev/null 2>&1";
     return scalar qx(timeout 20 $cmd);
 }
+sub s_client { s_client_at($port, @_) }
 my $s = s_client('-brief');
 like $s, qr/^Protocol version: TLSv1\.3$/m, 'TLS 1.3 by default';
 like $s, qr/^(Peer )?[Ss]ignature type: ECDSA$/m, 'ECDSA certificate';
@@ -105,4 +109,50 @@ for my $k ('', '-k') {
 }
 
 stop_stack($st);
+
+# The fast path over TLS and HTTP/2: nginx answers published ids from
+# DIR/.pub itself (the responder's avatar_requests_total does not move),
+# the rest goes to the responder (it moves by one).
+{
+    mkdir "$tmp/fp" or die "$tmp/fp: $!";
+    my $fav = make_avatars("$tmp/fp");
+    my $fst = start_stack(server => 'nginx', mode => 'x-accel', avatars => $fav, tls => 1, fastpath => 1);
+    my $furl = $fst->{url};
+    my $fpub = "$fav/.pub";
+    my $served = sub { (curl("$furl/metrics") =~ /^avatar_requests_total (\d+)$/m)[0] // -1 };
+    my $self = -$served->() + $served->();
+    # path             side         file                   Content-Type  Cache-Control
+    my @fp = (
+        ['/1000',          'nginx',     "$fpub/full/1000.png", 'image/png',  $LIVE],
+        ['/1001.png?v=2',  'nginx',     "$fpub/full/1001.jpg", 'image/jpeg', $YEAR],
+        ['/1000?s=64',     'nginx',     "$fpub/64/1000.png",   'image/png',  $LIVE],
+        ['/avatar/1002.gif', 'nginx',   "$fpub/full/1002.gif", 'image/gif',  $LIVE],
+        ['/999',           'responder', "$fav/-1.png",         'image/png',  $SHORT],
+        ['/1000?x=1',      'responder', "$fav/1000.png",       'image/png',  $LIVE],
+        ['/01000',         'responder', "$fav/-1.png",         'image/png',  $SHORT],
+    );
+    for my $c (@fp) {
+        my ($path, $side, $file, $type, $cc) = @$c;
+        my $n = $served->();
+        my $w = curl('--http2', '-D', "$tmp/h", '-o', "$tmp/b", '-w', '%{http_version} %{http_code}', "$furl$path");
+        my $moved = $served->() - $n - $self;
+        my $head = -e "$tmp/h" ? slurp("$tmp/h") : '';
+        subtest "fast path over TLS: GET $path, answered by $side" => sub {
+            is $w, '2 200', 'HTTP/2 200';
+            is $moved, $side eq 'nginx' ? 0 : 1, $side eq 'nginx' ? 'the responder did not see it' : 'the responder answered it';
+            ok -f $file && slurp("$tmp/b") eq slurp($file), 'the bytes of ' . ($file =~ s{^\Q$fav\E/}{}r);
+            like $head, qr/^content-type: \Q$type\E\r$/mi, "Content-Type $type";
+            like $head, qr/^cache-control: \Q$cc\E\r$/mi, "Cache-Control $cc";
+            like $head, qr/^x-content-type-options: nosniff\r$/mi, 'nosniff';
+            like $head, qr/^access-control-allow-origin: \*\r$/mi, 'Access-Control-Allow-Origin';
+            like $head, qr/^server: nginx\r$/mi, 'Server: nginx, no version';
+        };
+        unlink "$tmp/h", "$tmp/b";
+    }
+    like s_client_at($fst->{port}, '-brief'), qr/^Protocol version: TLSv1\.3$/m, 'fast path: TLS 1.3';
+    like s_client_at($fst->{port}, '-brief -tls1_2'), qr/^Ciphersuite: ECDHE-ECDSA-(AES\d+-GCM-SHA\d+|CHACHA20-POLY1305)$/m,
+        'fast path: the same ECDHE-ECDSA AEAD suites';
+    stop_stack($fst);
+}
+
 done_testing();

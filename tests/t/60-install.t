@@ -19,7 +19,11 @@ bin/avatar.fcgi                                   0755
 share/man/man1/avatar.fcgi.1                      0644
 share/avatar-fcgi/nginx/avatar-bytes.conf         0644
 share/avatar-fcgi/nginx/avatar-fastcgi.conf       0644
+share/avatar-fcgi/nginx/avatar-fastpath-locations.conf 0644
+share/avatar-fcgi/nginx/avatar-fastpath-maps.conf 0644
+share/avatar-fcgi/nginx/avatar-fastpath-tls.conf  0644
 share/avatar-fcgi/nginx/avatar-fastpath.conf      0644
+share/avatar-fcgi/nginx/avatar-tls-params.conf    0644
 share/avatar-fcgi/nginx/avatar-tls.conf           0644
 share/avatar-fcgi/nginx/avatar-upstream.conf      0644
 share/avatar-fcgi/nginx/avatar-x-accel.conf       0644
