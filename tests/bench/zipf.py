@@ -305,7 +305,7 @@ def median(xs):
     return xs[len(xs) // 2] if xs else None
 
 
-def run(work, binary, workers, sizes, rounds, seconds, burst_seconds, first_port):
+def run(work, binary, workers, sizes, rounds, seconds, burst_seconds, first_port, h2_n):
     count = max(8, -(-max(sizes) // POOL_PER_IDS))
     pool = make_pool(work, binary, count)
     results = {}
@@ -356,12 +356,21 @@ def run(work, binary, workers, sizes, rounds, seconds, burst_seconds, first_port
                     "%8.0f req/s, %d failed, %d non-2xx" % (res["rps"], res["failed"], res["non2xx"])))
                 time.sleep(0.2)
             rss = {r.key: rss_kb(r) for r in rows}
+            for r in rows:
+                r.stop()
+            # HTTP/2 over TLS (h2.py) over the same store, at one N.
+            h2res = None
+            if n == h2_n:
+                import h2  # h2 imports this module: imported once both exist
+                h2res = h2.run_h2(work, store, m, binary, workers, rounds=rounds,
+                                  seconds=seconds, first_port=port)
+                port += len(h2.ROWS)
         finally:
             for r in rows:
                 r.stop()
             shutil.rmtree(store, ignore_errors=True)
         results[n] = {"ids": m, "files": made, "raw": raw, "rss_kb": rss, "burst": burst,
-                      "broken": broken, "store_s": store_s}
+                      "broken": broken, "store_s": store_s, "h2": h2res}
     return results
 
 
@@ -512,13 +521,20 @@ def main():
     os.chmod(work, 0o755)
     t0 = time.monotonic()
     try:
+        h2_n = 100000 if 100000 in sizes else sizes[0]
         results = run(work, os.path.abspath(a.bin), workers, sizes, rounds, seconds, burst_seconds,
-                      a.port)
+                      a.port, h2_n)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     s = summarize(results)
     verdicts = targets(s, results, sizes)
+    h2res = [results[n]["h2"] for n in sizes if results[n].get("h2")]
+    if h2res:
+        import h2
+        verdicts += h2.verdicts(h2res[0])
     md = markdown(s, results, sizes, verdicts)
+    if h2res:
+        md += "\n" + h2.markdown(h2res[0]) + "\n"
     load = open("/proc/loadavg").read().split()[:3]
     md += "\nMade in %.0f s; load average at the end: %s.\n" % (time.monotonic() - t0, " ".join(load))
     os.makedirs(a.out, exist_ok=True)
