@@ -134,6 +134,9 @@ server.upload-dirs = ( "%(run)s/tmp" )
 server.tag = ""
 server.max-fds = 16384
 server.max-connections = 4096
+# As the fast path runs (conf/lighttpd/avatar-fastpath.conf): no stat
+# cache, as the nginx rows have no open_file_cache.
+server.stat-cache-engine = "disable"
 mimetype.assign = ( ".jpg" => "image/jpeg", ".png" => "image/png" )
 url.rewrite-if-not-file = ( "^/(0|-?[1-9][0-9]{0,18})$" => "/$1.jpg" )
 server.error-handler-404 = "/-1.jpg"

@@ -1,0 +1,287 @@
+# End to end through a front server's fast path, shared by
+# tests/t/39-e2e-fastpath.t (nginx, conf/nginx/avatar-fastpath.conf) and
+# tests/t/39-e2e-fastpath-lighttpd.t (conf/lighttpd/avatar-fastpath.conf
+# and .lua): the front server serves the published tree DIR/.pub itself
+# and hands everything else to avatar.fcgi. Each table says which side
+# must answer: the responder's avatar_requests_total must not move for a
+# row the front server serves, and must move by one for a row it must
+# pass on. Then the guarantees of docs/http.md on what the front server
+# sends itself (types, cache policy, CORS, validators, HEAD, Range), what
+# no path reaches, and files changed behind the service's back: never a
+# wrong type, correct within a bounded wait (the time taken is noted, not
+# checked).
+#
+#   fastpath_e2e(server => NAME, mode => MODE, etag => SUB)
+# etag: the ETag the front server sends for a published file, given its
+# path, or undef where it is not computable from the file (lighttpd's is
+# a hash): then it is only checked to be stable.
+use strict;
+use warnings;
+use Test::More;
+use File::Temp qw(tempdir);
+use File::Copy qw(copy);
+use Time::HiRes qw(time sleep);
+use lib (__FILE__ =~ m{^(.*)/[^/]+$} ? $1 : '.');
+use Util qw(slurp spew);
+BEGIN { require((__FILE__ =~ m{^(.*)/[^/]+$} ? $1 : '.') . '/e2e.pl') }
+
+# The type a body's first bytes say.
+sub sniff {
+    my ($b) = @_;
+    return 'image/png'  if $b =~ /^\x89PNG/;
+    return 'image/jpeg' if $b =~ /^\xff\xd8\xff/;
+    return 'image/gif'  if $b =~ /^GIF8/;
+    return 'image/webp' if $b =~ /^RIFF....WEBP/s;
+    return 'none';
+}
+
+sub fastpath_e2e {
+    my (%o) = @_;
+    my $front = $o{server};
+    our ($ROOT, $LIVE, $YEAR, $SHORT);
+    need_tools(qw(curl spawn-fcgi), $front);
+    plan skip_all => "$front: $_ is not installed (tests/lib/ensure-deps test)" for grep { !-e } @{ $o{need} || [] };
+    my $tmp = tempdir('e2e-fp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $av  = make_avatars($tmp);
+    my $pub = "$av/.pub";
+    my $st  = start_stack(server => $front, mode => $o{mode}, fastpath => 1, avatars => $av);
+    my $p   = $st->{port};
+    my $def = "$av/-1.png";
+
+    # The responder's count of answered requests, less the /metrics request
+    # that reads it (measured once: reading twice in a row moves it by $self).
+    my $served = sub { (http($p, GET => '/metrics')->{body} =~ /^avatar_requests_total (\d+)$/m)[0] // -1 };
+    my $self = -$served->() + $served->();
+
+    ok -f "$pub/full/1001.jpg" && !-e "$pub/full/1001.png",
+        'hand-filled 1001.png (a JPEG) is published as 1001.jpg, never as .png';
+    ok !-e "$pub/full/$_.png", "$_ (symlink, text or cut file) is not published"
+        for qw(1003 1004 1005 1006 1007);
+    ok !-e "$pub/full/1008.jpg", '1008 (cut JPEG) is not published';
+
+    # Served by $front from .pub: path, published file, type, Cache-Control.
+    my @fast = (
+        ['/1000',                   'full/1000.png', 'image/png',  $LIVE],
+        ['/1000.png',               'full/1000.png', 'image/png',  $LIVE],
+        ['/1000.jpg',               'full/1000.png', 'image/png',  $LIVE],    # as stored
+        ['/1000?v=3',               'full/1000.png', 'image/png',  $YEAR],
+        ['/1000?v=',                'full/1000.png', 'image/png',  $LIVE],
+        ['/avatar/1000.png?v=1700000000', 'full/1000.png', 'image/png', $YEAR],
+        ['/1001',                   'full/1001.jpg', 'image/jpeg', $LIVE],
+        ['/1001.png',               'full/1001.jpg', 'image/jpeg', $LIVE],
+        ['/1002.gif?v=x',           'full/1002.gif', 'image/gif',  $YEAR],
+        ['/-1',                     'full/-1.png',   'image/png',  $LIVE],
+        ['/1000?s=64',              '64/1000.png',   'image/png',  $LIVE],
+        ['/1000?size=33',           '64/1000.png',   'image/png',  $LIVE],
+        ['/1000?s=1',               '32/1000.png',   'image/png',  $LIVE],
+        ['/1000?s=129&v=2',         '256/1000.png',  'image/png',  $YEAR],
+        ['/1000?v=2&size=4096',     '512/1000.png',  'image/png',  $YEAR],
+        ['/1000?s=4097',            'full/1000.png', 'image/png',  $LIVE],    # out of range: original
+        ['/1000?s=064',             'full/1000.png', 'image/png',  $LIVE],    # malformed: original
+        ['/1000?s=0',               'full/1000.png', 'image/png',  $LIVE],
+        ['/1000?s=',                'full/1000.png', 'image/png',  $LIVE],
+        ['/1001.jpeg?s=100',        '128/1001.jpg',  'image/jpeg', $LIVE],
+        ['/1000.webp',              'full/x/1000.webp', 'image/webp', $LIVE],
+        ['/1002.webp?s=32',         '32/x/1002.webp',  'image/webp', $LIVE],
+        ['/avatar/1001.webp?v=9&s=512', '512/x/1001.webp', 'image/webp', $YEAR],
+    );
+    my $before = $served->();
+    for my $c (@fast) {
+        my ($path, $file, $type, $cc) = @$c;
+        my $r = http($p, GET => $path);
+        subtest "$front serves GET $path from .pub/$file" => sub {
+            is $r->{status}, 200, 'status 200';
+            ok -f "$pub/$file" && $r->{body} eq slurp("$pub/$file"), "the bytes of .pub/$file";
+            is hdr($r, 'Content-Type'), $type, "Content-Type $type";
+            is sniff($r->{body}), $type, 'the type of the bytes too';
+            is hdr($r, 'Cache-Control'), $cc, 'Cache-Control';
+            is hdr($r, 'X-Content-Type-Options'), 'nosniff', 'nosniff';
+            cors_ok($r);
+            no_version($r);
+            if ($o{etag}) {
+                is hdr($r, 'ETag'), $o{etag}->("$pub/$file"), "${front}'s ETag";
+            } else {
+                like hdr($r, 'ETag') // '', qr/^"[^"]+"$/, "${front}'s ETag";
+                is hdr(http($p, GET => $path), 'ETag'), hdr($r, 'ETag'), 'the same again';
+            }
+            is hdr($r, 'Last-Modified'), http_date((stat "$pub/$file")[9]), 'Last-Modified';
+        };
+    }
+    is $served->() - $before, $self, 'none of the ' . @fast . ' requests reached the responder';
+
+    # The same URLs made to go to the responder (an extra query parameter):
+    # the same bytes and type, so which side answers changes nothing visible
+    # but the ETag.
+    for my $c (@fast[0, 6, 10, 19, 21]) {
+        my $a = http($p, GET => $c->[0]);
+        my $b = http($p, GET => $c->[0] . ($c->[0] =~ /\?/ ? '&' : '?') . 'zz=1');
+        ok $a->{body} eq $b->{body} && hdr($a, 'Content-Type') eq hdr($b, 'Content-Type'),
+            "$c->[0]: $front and the responder send the same bytes and type";
+    }
+
+    # Passed on to the responder: method, path, status, file (or undef), type.
+    my @passed = (
+        ['GET',     '/999',            200, $def,               'image/png'],
+        ['GET',     '/01000',          200, $def,               'image/png'],
+        ['GET',     '/+1000',          200, $def,               'image/png'],
+        ['GET',     '/-0',             200, $def,               'image/png'],
+        ['GET',     '/%31%30%30%30x',  200, $def,               'image/png'],
+        ['GET',     '/%31000',         200, undef,              undef],     # the responder's own rule, as without the fast path
+        ['GET',     '/1%30%30%30.png?s=64', 200, undef,         undef],     # not canonical in the raw URL
+        ['HEAD',    '/avatar/%31000',  200, undef,              undef],
+        ['GET',     '/99999999999999999999', 200, $def,         'image/png'],
+        ['GET',     '/1003',           200, $def,               'image/png'],    # symlink out
+        ['GET',     '/1004',           200, $def,               'image/png'],    # text
+        ['GET',     '/1006',           200, $def,               'image/png'],    # cut short
+        ['GET',     '/1000?x=1',       200, "$av/1000.png",     'image/png'],
+        ['GET',     '/1000?s=64&s=32', 200, undef,              'image/png'],
+        ['GET',     '/1000?v=1&v=2',   200, "$av/1000.png",     'image/png'],
+        ['GET',     '/1000.avif',      200, "$av/1000.png",     'image/png'],    # AVIF not configured
+        ['PUT',     '/1000',           405, undef,              undef],
+        ['DELETE',  '/1000',           405, undef,              undef],
+        ['POST',    '/1000',           405, undef,              undef],
+        ['OPTIONS', '/1000',           204, undef,              undef],
+        ['GET',     '/status',         200, undef,              undef],
+    );
+    for my $c (@passed) {
+        my ($m, $path, $status, $file, $type) = @$c;
+        my $n = $served->();
+        my $r = http($p, $m => $path, ($m eq 'PUT' || $m eq 'POST' ? (body => 'x' x 100) : ()));
+        my $moved = $served->() - $n - $self;
+        subtest "$m $path goes to the responder" => sub {
+            is $moved, 1, 'the responder answered it';
+            is $r->{status}, $status, "status $status";
+            ok $r->{body} eq slurp($file), 'bytes of ' . ($file =~ s{.*/}{}r) if defined $file;
+            is hdr($r, 'Content-Type'), $type, "Content-Type $type" if defined $type;
+            is hdr($r, 'Cache-Control'), $SHORT, 'default avatar: short lifetime' if defined $file && $file eq $def;
+            is hdr($r, 'X-Content-Type-Options'), 'nosniff', 'nosniff';
+            cors_ok($r) unless $path eq '/status';
+        };
+    }
+
+    # Validators, HEAD and Range on what $front serves itself.
+    {
+        my $g = http($p, GET => '/1000?v=5');
+        my ($etag, $lm) = (hdr($g, 'ETag') // '"none"', hdr($g, 'Last-Modified') // 'none');
+        my $n = $served->();
+        # headers                                   status
+        my @cond = (
+            [["If-None-Match: $etag"],               304],
+            [["If-None-Match: \"x\", W/$etag"],      304],
+            [["If-Modified-Since: $lm"],             304],
+            [['If-None-Match: "other"'],             200],
+            [['If-Modified-Since: Thu, 01 Jan 1970 00:00:01 GMT'], 200],
+            [['Range: bytes=0-9'],                   206],
+            [['Range: bytes=0-9', "If-Range: $etag"], 206],
+            [['Range: bytes=0-9', 'If-Range: "old"'], 200],
+        );
+        for my $c (@cond) {
+            my $r = http($p, GET => '/1000?v=5', headers => $c->[0]);
+            subtest "fast path: GET /1000?v=5 with @{$c->[0]}" => sub {
+                is $r->{status}, $c->[1], "status $c->[1]";
+                is hdr($r, 'Cache-Control'), $YEAR, 'Cache-Control as on the 200';
+                is hdr($r, 'ETag'), $etag, 'ETag as on the 200';
+                cors_ok($r);
+                is $r->{body}, '', 'no body' if $c->[1] == 304;
+                is $r->{body}, substr(slurp("$av/1000.png"), 0, 10), 'first 10 bytes' if $c->[1] == 206;
+            };
+        }
+        my $h = http($p, HEAD => '/1001');
+        my $g1 = http($p, GET => '/1001');
+        subtest 'fast path: HEAD /1001' => sub {
+            is $h->{status}, 200, 'status 200';
+            is $h->{body}, '', 'no body';
+            is hdr($h, $_), hdr($g1, $_), $_ for qw(Content-Type Content-Length Cache-Control ETag
+                Last-Modified X-Content-Type-Options Access-Control-Allow-Origin);
+        };
+        is $served->() - $n, $self, 'none of them reached the responder';
+    }
+
+    # Nothing but ids is reachable: the trees, the internal location, files
+    # outside the store.
+    for my $path (qw(/.pub/full/1000.png /.v /.pub /avatar/.pub/full/1000.png /full/1000.png
+        /64/1000.png /_avatars/.pub/full/1000.png /_avatars/1000.png /-/1000.png
+        /..%2f.pub%2ffull%2f1000.png /%2e%2e/etc/passwd /1000/../.pub/full/1000.png
+        /%2epub/full/1000.png /%2Epub/64/1000.png /avatar/../.pub/full/1000.png /.pub/full/x/1000.webp
+        /./.pub/full/1000.png)) {
+        my $r = http($p, GET => $path);
+        subtest "GET $path" => sub {
+            ok $r->{status} == 404 || $r->{status} == 400 || ($r->{status} == 200 && $r->{body} eq slurp($def)),
+                "400, 404 or the default avatar (got $r->{status})";
+            ok index($r->{body}, 'root:') < 0, 'no /etc/passwd';
+        };
+    }
+
+    # A variant published away (or never made): the responder answers with
+    # the best file there is, sends a job, and the job publishes it again.
+    {
+        unlink "$pub/64/1002.gif" or die "unlink: $!";
+        my $n = $served->();
+        my $r = http($p, GET => '/1002?s=64');
+        is $served->() - $n - $self, 1, 'a variant missing from .pub goes to the responder';
+        is hdr($r, 'Content-Type'), 'image/gif', 'and the responder answers with the right type';
+        # A worker sends one job per id per 5 s: requests go on meanwhile.
+        my $t0 = time;
+        while (!-f "$pub/64/1002.gif" && time - $t0 < 20) {
+            sleep 0.1;
+            http($p, GET => '/1002?s=64');
+        }
+        ok -f "$pub/64/1002.gif", sprintf('and publishes it again (%.0f ms)', 1000 * (time - $t0));
+    }
+
+    # Changed behind the service's back. Every answer on the way must carry
+    # the type of its bytes; the new state must come within 30 s (the watcher
+    # takes milliseconds; a front server's file cache would add its validity).
+    my $watch_until = sub {
+        my ($path, $name, $done) = @_;
+        my ($t0, $wrong, $n, $r) = (time, 0, 0);
+        while (time - $t0 < 30) {
+            $r = http($p, GET => $path);
+            $n++;
+            $wrong++ if $r->{status} == 200 && sniff($r->{body}) ne (hdr($r, 'Content-Type') // '');
+            last if $done->($r);
+            sleep 0.02;
+        }
+        ok $done->($r), sprintf('%s: served correctly after %.0f ms', $name, 1000 * (time - $t0));
+        is $wrong, 0, "$name: no answer of the $n on the way had a wrong type";
+    };
+    {
+        # cp writes in place: the published copy must not change with it.
+        my $jpg = slurp("$av/1001.png");
+        open my $fh, '+<', "$av/1000.png" or die $!;
+        truncate $fh, 0;
+        syswrite $fh, substr($jpg, 0, 100);
+        my $r = http($p, GET => '/1000');
+        is sniff($r->{body}), hdr($r, 'Content-Type'), '1000.png half-rewritten in place: still a true type';
+        syswrite $fh, substr($jpg, 100);
+        close $fh;
+        $watch_until->('/1000', '1000.png rewritten in place as a JPEG',
+            sub { $_[0]{body} eq $jpg && hdr($_[0], 'Content-Type') eq 'image/jpeg' });
+        ok !-e "$pub/full/1000.png", '.pub/full/1000.png is gone';
+
+        spew("$av/.tmpx", "GIF89a but not really an image\n");
+        rename "$av/.tmpx", "$av/1002.gif" or die $!;
+        $watch_until->('/1002', '1002.gif replaced by text', sub { $_[0]{body} eq slurp($def) });
+
+        unlink "$av/1001.png" or die $!;
+        $watch_until->('/1001.png?s=64', '1001.png deleted', sub { $_[0]{body} eq slurp("$pub/64/-1.png") });
+
+        copy("$ROOT/avatars/1002.gif", "$av/.tmpy") or die $!;
+        rename "$av/.tmpy", "$av/2000.gif" or die $!;
+        $watch_until->('/2000?s=32', 'new 2000.gif added by hand',
+            sub { hdr($_[0], 'Content-Type') eq 'image/gif' && -f "$pub/32/2000.gif" && $_[0]{body} eq slurp("$pub/32/2000.gif") });
+        # A front server may remember a miss for a moment.
+        my ($t0, $moved) = (time, 1);
+        while ($moved && time - $t0 < 10) {
+            my $n = $served->();
+            http($p, GET => '/2000?s=32');
+            $moved = $served->() - $n - $self;
+            sleep 0.2 if $moved;
+        }
+        is $moved, 0, sprintf("and then served by $front (after %.0f ms)", 1000 * (time - $t0));
+    }
+
+    stop_stack($st);
+}
+
+1;
