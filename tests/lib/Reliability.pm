@@ -68,7 +68,8 @@ sub start_stack {
         my $port = free_port();
         my @cmd = ("$root/tests/lib/stack", 'start', '--server', $o{server}, '--mode', $o{mode},
             '--port', $port, '--run', $run, '--avatars', $o{avatars}, '--workers', $o{workers} // 2,
-            ($o{bin} ? ('--bin', $o{bin}) : ()), (@extra ? ('--', @extra) : ()));
+            ($o{bin} ? ('--bin', $o{bin}) : ()), ($o{fastpath} ? ('--fastpath', '--published') : ()),
+            (@extra ? ('--', @extra) : ()));
         my $out = `@{[ join ' ', map { "'$_'" } @cmd ]} 2>&1`;
         if ($? == 0) {
             push @RUNS, $run;
