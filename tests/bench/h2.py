@@ -458,8 +458,9 @@ def main():
     os.chmod(work, 0o755)
     t0 = time.monotonic()
     try:
-        pool = zipf.make_pool(work, os.path.abspath(a.bin))
-        store, m, made = zipf.make_store(work, pool, a.n)
+        count = zipf.pool_size(a.n)
+        pool = zipf.make_pool(work, os.path.abspath(a.bin), count)
+        store, m, made = zipf.make_store(work, pool, a.n, count)
         log("N=%d: %d ids, %d with a file, store made in %.1f s" % (a.n, m, made, time.monotonic() - t0))
         res = run_h2(work, store, m, os.path.abspath(a.bin), workers, a.rounds, a.seconds,
                      a.port, a.lines, ktls={"auto": None, "on": True, "off": False}[a.ktls])

@@ -79,6 +79,11 @@ def log(msg):
     print("[zipf] %s" % msg, file=sys.stderr, flush=True)
 
 
+def pool_size(n):
+    """Distinct images for stores of up to n ids."""
+    return max(8, -(-n // POOL_PER_IDS))
+
+
 def make_pool(work, binary, count):
     """count distinct 400x400 JPEGs of about 37-50 kB, and their published
     copies (avatar.fcgi publish over the pool: checked once)."""
@@ -309,7 +314,7 @@ def median(xs):
 
 
 def run(work, binary, workers, sizes, rounds, seconds, burst_seconds, first_port, h2_n):
-    count = max(8, -(-max(sizes) // POOL_PER_IDS))
+    count = pool_size(max(sizes))
     pool = make_pool(work, binary, count)
     results = {}
     port = first_port
