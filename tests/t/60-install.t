@@ -28,6 +28,8 @@ share/avatar-fcgi/nginx/avatar-tls.conf           0644
 share/avatar-fcgi/nginx/avatar-upstream.conf      0644
 share/avatar-fcgi/nginx/avatar-x-accel.conf       0644
 share/avatar-fcgi/nginx/make-cert.sh              0644
+share/avatar-fcgi/lighttpd/avatar-fastpath.conf   0644
+share/avatar-fcgi/lighttpd/avatar-fastpath.lua    0644
 share/avatar-fcgi/lighttpd/lighttpd-bytes.conf    0644
 share/avatar-fcgi/lighttpd/lighttpd-spawn.conf    0644
 share/avatar-fcgi/lighttpd/lighttpd.conf          0644
