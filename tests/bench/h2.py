@@ -181,7 +181,7 @@ class H2Row(zipf.Row):
                     self.h2key, r.returncode, (r.stderr + r.stdout).strip()[-500:]))
             if self.h2key == "ktls":
                 self._ktls_on()
-        self._wait()
+        self.wait_ready(("-sk", "--http2"), "%{http_version} %{http_code}", "2 200")
 
     def _ktls_on(self):
         """Adds `ssl_conf_command Options KTLS;` to the rendered TLS
@@ -203,18 +203,6 @@ class H2Row(zipf.Row):
             time.sleep(0.1)
         raise RuntimeError("ktls: nginx did not reload")
 
-    def _wait(self):
-        for _ in range(100):
-            try:
-                out = subprocess.run(["curl", "-sk", "--http2", "-o", "/dev/null", "-w",
-                                      "%{http_version} %{http_code}", self.url + "/1"],
-                                     capture_output=True, text=True, timeout=5)
-                if out.stdout == "2 200":
-                    return
-            except subprocess.TimeoutExpired:
-                pass
-            time.sleep(0.1)
-        raise RuntimeError("%s did not answer HTTP/2 200 on %s" % (self.h2key, self.url))
 
 
 # ---- the client --------------------------------------------------------------------------
@@ -247,7 +235,7 @@ def parse_h2load(text):
                     r"([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", text, re.M)
     if not (fin and req and codes and lat):
         raise ValueError("not an h2load report")
-    ms = lambda v, u: float(v) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[u]
+    ms = measure._ms
     done = int(req.group(3))
     return {
         "seconds": float(fin.group(1)), "rps": float(fin.group(2)),
@@ -299,11 +287,6 @@ def run_h2load(row, uris, seconds, work):
     if stat0 is not None and stat1 is not None:
         res["tls_stat"] = {k: stat1[k] - stat0.get(k, 0) for k in stat1 if stat1[k] != stat0.get(k, 0)}
     return res
-
-
-def median(xs):
-    xs = sorted(x for x in xs if x is not None)
-    return xs[len(xs) // 2] if xs else None
 
 
 def run_h2(work, store, m, binary, workers, rounds=3, seconds=4, first_port=18800,
@@ -378,13 +361,13 @@ def summarize(raw, keys):
                 cpu_ratios.append(r["cpu_us"] / b["cpu_us"])
         s[key] = {
             "runs": len(runs), "errors": [r["error"] for r in runs if "error" in r],
-            "rps": median([r["rps"] for r in ok]), "p50": median([r["p50"] for r in ok]),
-            "p99": median([r["p99"] for r in ok]), "mean": median([r["mean"] for r in ok]),
+            "rps": zipf.median([r["rps"] for r in ok]), "p50": zipf.median([r["p50"] for r in ok]),
+            "p99": zipf.median([r["p99"] for r in ok]), "mean": zipf.median([r["mean"] for r in ok]),
             "max": max([r["max"] for r in ok], default=None),
-            "cpu_us": median([r["cpu_us"] for r in ok]),
+            "cpu_us": zipf.median([r["cpu_us"] for r in ok]),
             "failed": sum(r["failed"] + r["errored"] + r["timeout"] for r in ok),
             "non2xx": sum(r["non2xx"] for r in ok),
-            "ratio": median(ratios), "cpu_ratio": median(cpu_ratios),
+            "ratio": zipf.median(ratios), "cpu_ratio": zipf.median(cpu_ratios),
             "tls_stat": [r.get("tls_stat") for r in ok],
         }
     return s

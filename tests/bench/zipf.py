@@ -227,16 +227,21 @@ class Row:
             if r.returncode != 0:
                 raise RuntimeError("%s: tests/lib/stack start exited %d: %s"
                                    % (self.key, r.returncode, r.stderr.strip()[-300:]))
+        self.wait_ready()
+
+    def wait_ready(self, curl=("-s",), fmt="%{http_code}", want="200"):
+        """Asks for /1 every 0.1 s, at most 100 times, until curl's -w fmt
+        prints want."""
         for _ in range(100):
             try:
-                out = subprocess.run(["curl", "-s", "-o", "/dev/null", "-w", "%{http_code}",
-                                      self.url + "/1"], capture_output=True, text=True, timeout=5)
-                if out.stdout == "200":
+                out = subprocess.run(["curl", *curl, "-o", "/dev/null", "-w", fmt, self.url + "/1"],
+                                     capture_output=True, text=True, timeout=5)
+                if out.stdout == want:
                     return
             except subprocess.TimeoutExpired:
                 pass
             time.sleep(0.1)
-        raise RuntimeError("%s did not answer on %s" % (self.key, self.url))
+        raise RuntimeError("%s did not answer %s on %s" % (self.key, want, self.url))
 
     def roots(self):
         if self.key in ("static", "l-static"):
