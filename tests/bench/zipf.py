@@ -201,6 +201,7 @@ class Row:
         self.run = tempfile.mkdtemp(prefix="z-%s." % key, dir=work)
         self.url = "http://127.0.0.1:%d" % port
         self.proc = None
+        self.stopped = False
 
     def start(self):
         if self.key == "static":
@@ -256,6 +257,11 @@ class Row:
         return pids
 
     def stop(self):
+        # run() stops each row before the h2 rows start and again on the
+        # way out: the second time is a no-op.
+        if self.stopped:
+            return
+        self.stopped = True
         if self.key in ("static", "l-static"):
             if self.proc and self.proc.poll() is None:
                 self.proc.terminate()
