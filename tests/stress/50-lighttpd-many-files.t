@@ -18,6 +18,7 @@ use lib 'tests/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(time sleep);
+use POSIX ();
 use Reliability qw(ROOT slurp make_site start_stack stop_stack);
 
 my $secs = $ENV{STRESS_SECONDS} // 20;
