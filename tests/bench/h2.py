@@ -169,7 +169,7 @@ class H2Row(zipf.Row):
             # The same certificate as the static row: the stack makes one
             # only when RUN/tls has none.
             shutil.copytree(self.tls_dir, os.path.join(self.run, "tls"))
-            argv = [STACK, "start", "--server", "nginx", "--mode", "x-accel", "--tls",
+            argv = [STACK, "start", "--server", "nginx", "--mode", "bytes", "--tls",
                     "--fastpath", "--published", "--port", str(self.port), "--run", self.run,
                     "--avatars", self.store, "--workers", str(self.workers), "--bin",
                     self.binary, "--", "--default-id", "-1", "--sizes", "none",

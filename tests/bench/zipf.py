@@ -216,7 +216,9 @@ class Row:
                                          stderr=subprocess.DEVNULL)
         else:
             server = "lighttpd" if self.key.startswith("l-") else "nginx"
-            mode = {"bytes": "bytes", "l-fastpath": "x-sendfile",
+            # The nginx fast path's responder runs in bytes mode
+            # (conf/nginx/avatar-fastpath-locations.conf says why).
+            mode = {"bytes": "bytes", "fastpath": "bytes", "l-fastpath": "x-sendfile",
                     "l-xsendfile": "x-sendfile"}.get(self.key, "x-accel")
             argv = [STACK, "start", "--server", server, "--mode", mode, "--port", str(self.port),
                     "--run", self.run, "--avatars", self.store, "--workers", str(self.workers),

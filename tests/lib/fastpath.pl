@@ -11,10 +11,11 @@
 # wrong type, correct within a bounded wait (the time taken is noted, not
 # checked).
 #
-#   fastpath_e2e(server => NAME, mode => MODE, etag => SUB)
+#   fastpath_e2e(server => NAME, mode => MODE, etag => SUB, keep_conn => BOOL)
 # etag: the ETag the front server sends for a published file, given its
 # path, or undef where it is not computable from the file (lighttpd's is
-# a hash): then it is only checked to be stable.
+# a hash): then it is only checked to be stable. keep_conn: the front
+# server must keep its connection to the responder between requests.
 use strict;
 use warnings;
 use Test::More;
@@ -39,7 +40,7 @@ sub fastpath_e2e {
     my (%o) = @_;
     my $front = $o{server};
     our ($ROOT, $LIVE, $YEAR, $SHORT);
-    need_tools(qw(curl spawn-fcgi), $front);
+    need_tools(qw(curl spawn-fcgi), $front, $o{keep_conn} ? ('ss') : ());
     plan skip_all => "$front: $_ is not installed (tests/lib/ensure-deps test)" for grep { !-e } @{ $o{need} || [] };
     my $tmp = tempdir('e2e-fp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my $av  = make_avatars($tmp);
@@ -157,6 +158,30 @@ sub fastpath_e2e {
             is hdr($r, 'X-Content-Type-Options'), 'nosniff', 'nosniff';
             cors_ok($r) unless $path eq '/status';
         };
+    }
+
+    # Range and validators on an answer the responder makes (the default
+    # avatar for a missing id): the same as on the front server's own.
+    {
+        my $g = http($p, GET => '/999');
+        my $n = $served->();
+        my $r = http($p, GET => '/999', headers => ['Range: bytes=0-9']);
+        my $c = http($p, GET => '/999', headers => ['If-None-Match: ' . (hdr($g, 'ETag') // '"none"')]);
+        subtest 'responder: Range and If-None-Match on the default avatar' => sub {
+            is $served->() - $n - $self, 2, 'both reached the responder';
+            is $r->{status}, 206, 'Range: 206';
+            is $r->{body}, substr(slurp($def), 0, 10), 'the first 10 bytes';
+            is $c->{status}, 304, 'If-None-Match: 304';
+        };
+    }
+
+    # The fallback keeps its connection to the responder (nginx, bytes mode:
+    # fastcgi_keep_conn): after the requests above, nginx still holds one.
+    if ($o{keep_conn}) {
+        http($p, GET => '/999') for 1 .. 3;
+        my @est = grep { /\Q$st->{run}\E\/avatar\.sock/ } `ss -xHn state established`;
+        ok @est > 0, 'nginx keeps its connection to the responder open after fallback requests ('
+            . @est . ' sockets)';
     }
 
     # Validators, HEAD and Range on what $front serves itself.

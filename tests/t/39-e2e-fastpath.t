@@ -1,7 +1,7 @@
 #!/usr/bin/perl
 # End to end through nginx's fast path (conf/nginx/avatar-fastpath.conf):
 # nginx serves the published tree DIR/.pub itself and hands everything
-# else to avatar.fcgi in x-accel mode. The tables are in
+# else to avatar.fcgi in bytes mode. The tables are in
 # tests/lib/fastpath.pl, shared with the lighttpd fast path.
 use strict;
 use warnings;
@@ -12,5 +12,5 @@ use Test::More;
 # nginx's own validators for a published file: mtime (seconds) and size.
 sub nginx_etag { my @s = stat $_[0]; sprintf '"%x-%x"', $s[9], $s[7] }
 
-fastpath_e2e(server => 'nginx', mode => 'x-accel', etag => \&nginx_etag);
+fastpath_e2e(server => 'nginx', mode => 'bytes', etag => \&nginx_etag, keep_conn => 1);
 done_testing();
