@@ -61,6 +61,8 @@ struct cache_entry *cache_put(int64_t id, uint32_t kind, const char *name,
 void cache_drop(int64_t id, uint32_t kind);
 /* Bytes currently held, for tests. */
 size_t cache_used(void);
+/* Buckets of the hash table (never fewer than the entries held), for tests. */
+size_t cache_buckets(void);
 
 void cache_ident_from_stat(struct cache_ident *ci, const struct stat *st);
 int cache_ident_equal(const struct cache_ident *a, const struct cache_ident *b);

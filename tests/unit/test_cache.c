@@ -51,6 +51,24 @@ main(void)
 	for (int i = 0; i < 10000; i++)
 		cache_put(i, 0, "x", &id, SNIFF_PNG, blob(100), 100);
 	ok(cache_used() <= 3 * (e + 1000), "10000 puts stay within the limit");
+	ok(cache_buckets() == 4096, "a small cache keeps the first 4096 buckets");
+	{
+		/* As many entries as an x-accel worker holds at 64M: the table
+		 * grows with them, and every entry is still found. */
+		int n = 300000, found = 0;
+
+		cache_init((size_t)n * (e + 1));
+		for (int i = 0; i < n; i++)
+			cache_put(1000000 + i, i & 1, "x", &id, SNIFF_PNG, NULL, 0);
+		for (int i = 0; i < n; i++)
+			found += cache_get(1000000 + i, i & 1) != NULL;
+		ok(found == n, "%d of %d entries found after the table grew", found, n);
+		ok(cache_buckets() >= (size_t)n, "buckets (%zu) at least the entries (%d)",
+		    cache_buckets(), n);
+		cache_drop(1000000, 0);
+		ok(cache_get(1000000, 0) == NULL && cache_get(1000001, 1) != NULL,
+		    "drop after growing");
+	}
 	{
 		struct cache_ident a = { 0 }, b = { 0 };
 		a.ino = 1; b.ino = 1;
