@@ -648,9 +648,17 @@ manager_run(const struct conf *c, int qfd)
 		pfd[1].events = POLLRDHUP;
 		if (poll(pfd, 2, (int)wait) <= 0)
 			continue;
-		if (pfd[1].revents & (POLLRDHUP | POLLHUP)) {
-			/* Nobody can submit any more: finish and leave. */
+		if ((pfd[1].revents & (POLLRDHUP | POLLHUP)) && !stopping) {
+			/* Nobody can submit any more: the uploaders finish the
+			 * jobs queued and leave by themselves; the publisher
+			 * has no end of its own and is told to go. (The
+			 * supervisor's own SIGTERM may come after this, when
+			 * stopping is already set: it used to be the only
+			 * thing that stopped the publisher, so the manager and
+			 * the publisher outlived every graceful stop.) */
 			stopping = 1;
+			if (c->publish && ups[n].pid > 0)
+				kill(ups[n].pid, SIGTERM);
 		}
 		if (!(pfd[0].revents & POLLIN) ||
 		    read(sfd, &si, sizeof(si)) != sizeof(si))

@@ -127,6 +127,40 @@ for my $c (@cases) {
     @started = grep { $_ != $r->{pid} } @started;
 }
 
+# --- Nothing outlives the supervisor -----------------------------------------
+# With uploads and the publisher on, the supervisor has helpers besides its
+# read workers (the upload manager, its uploaders, the publisher). A stop
+# signal to the supervisor must end every one of them, whatever the order in
+# which the manager learns of it (its queue closing, or its own SIGTERM).
+sub tree {
+    my @all;
+    my @todo = @_;
+    while (defined(my $p = shift @todo)) {
+        my @k = map { split ' ', (slurp($_) // '') } glob "/proc/$p/task/*/children";
+        push @all, @k;
+        push @todo, @k;
+    }
+    return @all;
+}
+for my $sig (qw(TERM INT)) {
+    my $name = "SIG$sig to a supervisor with uploads and the publisher";
+    my $pd = tempdir('avatar-sgp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    system('cp', ROOT . '/avatars/-1.png', ROOT . '/avatars/1000.png', $pd) == 0 or die "cp: $?";
+    my $r = start(dir => $pd, args => [ '--workers', 2, '--publish', 'on' ]);
+    push @started, $r->{pid};
+    my %want = map { $_ => 1 } qw(avatar-uploads avatar-upload avatar-publish);
+    my @all;
+    wait_for(sub { @all = tree($r->{pid}); my %c = map { (slurp("/proc/$_/comm") // '') =~ s/\s+$//r => 1 } @all;
+        !grep { !$c{$_} } keys %want }, 20) or BAIL_OUT("$name: helpers did not start");
+    kill $sig, $r->{pid};
+    is(wait_exit($r->{pid}, 30), 0, "$name: exits 0");
+    ok(wait_for(sub { !grep { alive($_) } @all }, 10),
+        "$name: none of its " . @all . ' processes is left')
+        or diag join ', ', map { "$_ " . (slurp("/proc/$_/comm") // '') } grep { alive($_) } @all;
+    kill 'KILL', grep { alive($_) } @all;
+    @started = grep { $_ != $r->{pid} } @started;
+}
+
 # --- The contract, traced ----------------------------------------------------
 SKIP: {
     my $strace = (grep { -x "$_/strace" } split /:/, $ENV{PATH})[0];
