@@ -3,7 +3,9 @@
  * about its file: name, identity (device, inode, size, mtime, ctime), image
  * type and, in bytes mode, the bytes. An entry is only a hint: the caller
  * revalidates it against the file on every request, so a replaced avatar is
- * served at once. Memory never exceeds the limit given to cache_init. No I/O.
+ * served at once. Entries and bodies never exceed the limit given to
+ * cache_init; the hash table adds at most 16 bytes per entry held (it
+ * doubles when the entries outnumber its buckets). No I/O.
  */
 #ifndef AVATAR_CACHE_H
 #define AVATAR_CACHE_H
@@ -61,7 +63,8 @@ struct cache_entry *cache_put(int64_t id, uint32_t kind, const char *name,
 void cache_drop(int64_t id, uint32_t kind);
 /* Bytes currently held, for tests. */
 size_t cache_used(void);
-/* Buckets of the hash table (never fewer than the entries held), for tests. */
+/* Buckets of the hash table, for tests: at least the entries held (unless
+ * memory ran out when it was to double). */
 size_t cache_buckets(void);
 
 void cache_ident_from_stat(struct cache_ident *ci, const struct stat *st);
