@@ -651,11 +651,9 @@ manager_run(const struct conf *c, int qfd)
 		if ((pfd[1].revents & (POLLRDHUP | POLLHUP)) && !stopping) {
 			/* Nobody can submit any more: the uploaders finish the
 			 * jobs queued and leave by themselves; the publisher
-			 * has no end of its own and is told to go. (The
-			 * supervisor's own SIGTERM may come after this, when
-			 * stopping is already set: it used to be the only
-			 * thing that stopped the publisher, so the manager and
-			 * the publisher outlived every graceful stop.) */
+			 * has no end of its own and is told to go here, as a
+			 * signal that comes after this (the supervisor's death
+			 * signal) finds the manager already stopping. */
 			stopping = 1;
 			if (c->publish && ups[n].pid > 0)
 				kill(ups[n].pid, SIGTERM);

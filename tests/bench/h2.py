@@ -204,7 +204,6 @@ class H2Row(zipf.Row):
         raise RuntimeError("ktls: nginx did not reload")
 
 
-
 # ---- the client --------------------------------------------------------------------------
 
 def zipf_paths(m, lines, seed):
@@ -235,15 +234,14 @@ def parse_h2load(text):
                     r"([\d.]+)(us|ms|s)\s+([\d.]+)(us|ms|s)", text, re.M)
     if not (fin and req and codes and lat):
         raise ValueError("not an h2load report")
-    ms = measure._ms
     done = int(req.group(3))
     return {
         "seconds": float(fin.group(1)), "rps": float(fin.group(2)),
         "requests": done, "succeeded": int(req.group(4)),
         "failed": int(req.group(5)), "errored": int(req.group(6)), "timeout": int(req.group(7)),
         "non2xx": sum(int(codes.group(i)) for i in (2, 3, 4)),
-        "min": ms(lat.group(1), lat.group(2)), "max": ms(lat.group(3), lat.group(4)),
-        "mean": ms(lat.group(5), lat.group(6)), "sd": ms(lat.group(7), lat.group(8)),
+        "min": measure._ms(lat.group(1), lat.group(2)), "max": measure._ms(lat.group(3), lat.group(4)),
+        "mean": measure._ms(lat.group(5), lat.group(6)), "sd": measure._ms(lat.group(7), lat.group(8)),
     }
 
 

@@ -12,7 +12,7 @@ use IO::Socket::INET;
 use POSIX ();
 use Time::HiRes qw(sleep time);
 
-our @EXPORT_OK = qw(ROOT slurp spew free_port wait_for wait_exit children);
+our @EXPORT_OK = qw(ROOT slurp spew free_port wait_for wait_exit children kids_of descendants);
 
 my $root = abs_path(dirname(__FILE__) . '/../..');
 # The repository root (tests/lib/../..), absolute.
@@ -75,6 +75,25 @@ sub children {
     my ($pid) = @_;
     my @kids = sort { $a <=> $b } split ' ', slurp("/proc/$pid/task/$pid/children");
     return grep { (slurp("/proc/$_/comm") // '') !~ /^avatar-uploads?$/ } @kids;
+}
+
+# Every child of $pid, made by any of its threads, ascending (none once
+# it is gone).
+sub kids_of {
+    my ($pid) = @_;
+    return sort { $a <=> $b } map { split ' ', (slurp($_) // '') } glob "/proc/$pid/task/*/children";
+}
+
+# Every process below $pid: children, theirs, and so on.
+sub descendants {
+    my @all;
+    my @todo = @_;
+    while (defined(my $p = shift @todo)) {
+        my @k = kids_of($p);
+        push @all, @k;
+        push @todo, @k;
+    }
+    return @all;
 }
 
 1;

@@ -16,6 +16,7 @@ use POSIX ();
 use Time::HiRes ();
 
 BEGIN { require Cwd; my $d = Cwd::abs_path(__FILE__); $d =~ s{[^/]+$}{}; require "${d}e2e.pl" }
+use Util qw(kids_of);
 our ($ROOT, $BIN);
 
 # Two keys of a rotated key file: line 1 signs, both verify.
@@ -284,16 +285,6 @@ sub responder_pid {
     open my $fh, '<', "$st->{run}/avatar.pid" or die "avatar.pid: $!";
     my ($pid) = split ' ', scalar <$fh>;
     return $pid;
-}
-
-sub kids_of {
-    my ($pid) = @_;
-    my @k;
-    for my $t (glob "/proc/$pid/task/*/children") {
-        open my $fh, '<', $t or next;
-        push @k, split ' ', (scalar <$fh> // '');
-    }
-    return sort { $a <=> $b } @k;
 }
 
 # Upload processes: the children of the upload manager, which is the one

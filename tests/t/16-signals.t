@@ -19,7 +19,7 @@ use lib 'tests/lib';
 use Test::More;
 use File::Temp qw(tempdir);
 use Time::HiRes qw(sleep time);
-use Util qw(ROOT);
+use Util qw(ROOT descendants);
 use Responder qw(start stop fcgi parse_response wait_for wait_exit children slurp bin);
 
 my $dir = tempdir('avatar-sg-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -132,16 +132,6 @@ for my $c (@cases) {
 # read workers (the upload manager, its uploaders, the publisher). A stop
 # signal to the supervisor must end every one of them, whatever the order in
 # which the manager learns of it (its queue closing, or its own SIGTERM).
-sub tree {
-    my @all;
-    my @todo = @_;
-    while (defined(my $p = shift @todo)) {
-        my @k = map { split ' ', (slurp($_) // '') } glob "/proc/$p/task/*/children";
-        push @all, @k;
-        push @todo, @k;
-    }
-    return @all;
-}
 for my $sig (qw(TERM INT)) {
     my $name = "SIG$sig to a supervisor with uploads and the publisher";
     my $pd = tempdir('avatar-sgp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
@@ -150,7 +140,7 @@ for my $sig (qw(TERM INT)) {
     push @started, $r->{pid};
     my %want = map { $_ => 1 } qw(avatar-uploads avatar-upload avatar-publish);
     my @all;
-    wait_for(sub { @all = tree($r->{pid}); my %c = map { (slurp("/proc/$_/comm") // '') =~ s/\s+$//r => 1 } @all;
+    wait_for(sub { @all = descendants($r->{pid}); my %c = map { (slurp("/proc/$_/comm") // '') =~ s/\s+$//r => 1 } @all;
         !grep { !$c{$_} } keys %want }, 20) or BAIL_OUT("$name: helpers did not start");
     kill $sig, $r->{pid};
     is(wait_exit($r->{pid}, 30), 0, "$name: exits 0");
