@@ -136,9 +136,16 @@ build/fuzz_fcgi_in: tests/fuzz/fuzz_fcgi_in.c fcgi/fcgi_in.c $(HDRS) | deps-fuzz
 
 TEST_BINS = avatar.fcgi build/avatar.fcgi.asan build/fcgi-client build/fcgi-hostile $(UNITS)
 
+# Test files run two at a time: most of their time is spent waiting for
+# servers to start, stop or time out, so two files share 2 cores well
+# (measured: 630 s against 998 s one at a time, all passing). Each file
+# takes its own ports, directories and processes. TEST_JOBS=1 runs them
+# one by one; the stress tests, which load the machine on purpose, always do.
+TEST_JOBS ?= 2
+
 test: deps-test
 	$(MAKE) WERROR=-Werror $(TEST_BINS)
-	prove $(PROVE_FLAGS) $(UNITS) tests/t/
+	prove -j$(TEST_JOBS) $(PROVE_FLAGS) $(UNITS) tests/t/
 
 fuzz: build/fuzz_reqparse build/fuzz_fcgi_in
 	tests/lib/run-fuzz $(FUZZ_SECONDS)
