@@ -3,7 +3,9 @@
 # another site shows the avatars the way a site embedding them needs, through
 # the real stack: nginx in x-accel mode and lighttpd in x-sendfile mode, and
 # the fast path of each (the front server serves DIR/.pub itself and passes
-# the rest on), all with the shipped configs (tests/lib/stack).
+# the rest on), all with the shipped configs (tests/lib/stack); and nginx's
+# fast path over TLS, where every avatar must come over HTTP/2, as browsers
+# fetch a page's avatars.
 #
 # The page comes from http://localhost:PAGEPORT (a small Python server), the
 # avatars from http://127.0.0.1:PORT: another origin and another site, so
@@ -44,7 +46,7 @@ use POSIX qw(WNOHANG);
 BEGIN { require "$FindBin::Bin/../lib/e2e.pl" }
 our ($ROOT, $BIN);
 
-need_tools(qw(chromium python3 curl spawn-fcgi nginx lighttpd convert));
+need_tools(qw(chromium python3 curl spawn-fcgi nginx lighttpd convert openssl));
 
 # The ids the pages ask for: every sample avatar, and one with no file (the
 # default avatar answers for it).
@@ -97,7 +99,8 @@ async function main() {
   }
   for (const id of ids)
     out.timing[id] = performance.getEntriesByName(url(id))
-      .map(e => ({ transfer: e.transferSize, body: e.encodedBodySize, status: e.responseStatus }));
+      .map(e => ({ transfer: e.transferSize, body: e.encodedBodySize, status: e.responseStatus,
+                   proto: e.nextHopProtocol }));
   document.getElementById("result").textContent = JSON.stringify(out);
 }
 main().catch(e => { document.getElementById("result").textContent = "error " + e; });
@@ -269,6 +272,16 @@ sub visit {
 
 # ---- the checks -----------------------------------------------------------------
 
+# The base64 SHA-256 of a certificate's public key (what Chromium's
+# --ignore-certificate-errors-spki-list takes).
+sub spki {
+    my ($crt) = @_;
+    my $h = qx(openssl x509 -in '$crt' -noout -pubkey | openssl pkey -pubin -outform der | openssl dgst -sha256 -binary | base64);
+    chomp $h;
+    $h =~ m{^[A-Za-z0-9+/]{43}=$} or die "spki of $crt: '$h'";
+    return $h;
+}
+
 sub browse {
     my (%o) = @_;
     my $av = make_avatars(tempdir('av-XXXXXX', DIR => $tmp));
@@ -277,13 +290,16 @@ sub browse {
     my $batch = qx('$BIN' variants --dir '$av' --formats webp,avif 2>&1);
     is $?, 0, 'avatar.fcgi variants --dir DIR --formats webp,avif exits 0' or diag $batch;
     my $st = start_stack(%o, avatars => $av, args => ['--formats', 'webp,avif']);
+    # Over TLS the browser trusts the stack's self-signed certificate by its
+    # key (the SPKI hash), which it takes as valid, cache and all.
+    local @EXTRA = $o{tls} ? ('--ignore-certificate-errors-spki-list=' . spki("$st->{run}/tls/avatar.crt")) : ();
     # What the batch did not make, a first request has made lazily.
     my $last = "$av/.v/512/1010." . (etag_of("$av/1010.png") =~ s/"//gr) . '.avif';
     http($st->{port}, GET => '/1010?s=32') unless -s $last;
     ok Util::wait_for(sub { -s $last }, 30), 'every variant of 1010 is there';
     my $profile = tempdir('profile-XXXXXX', DIR => $tmp);
     my %q = (origin => $st->{url}, ids => join(',', @ids));
-    my $label = "$o{server} $o{mode}" . ($o{fastpath} ? ' fast path' : '');
+    my $label = "$o{server} $o{mode}" . ($o{fastpath} ? ' fast path' : '') . ($o{tls} ? ' TLS' : '');
     note "$label on $st->{url}, pages on http://localhost:$page_port";
 
     my $r = visit($profile, 'check.html', %q, checks => 'plain,cors,fetch');
@@ -298,6 +314,9 @@ sub browse {
             ok((grep { $_->{transfer} > 0 } @t),
                 "Resource Timing sees the first download of $id (Timing-Allow-Origin)")
                 or diag explain \@t;
+            # What a browser speaks to a TLS server that offers it: HTTP/2.
+            ok @t && !(grep { $_->{proto} ne 'h2' } @t), "$id came over HTTP/2"
+                or diag explain \@t if $o{tls};
         }
     };
 
@@ -331,10 +350,10 @@ sub browse {
     # the watcher (avatar-publish) has republished the file it was changed
     # behind its back (docs/fastpath.md measures that); wait for it.
     if ($o{fastpath}) {
-        my $t0 = time;
+        my $t0 = Time::HiRes::time();
         ok Util::wait_for(sub { -e "$av/.pub/full/1000.gif" && !-e "$av/.pub/full/1000.png" }, 20),
             'the watcher republished 1000 as a GIF';
-        note sprintf 'republished after %.2f s', time - $t0;
+        note sprintf 'republished after %.3f s', Time::HiRes::time() - $t0;
     }
     my $v2 = visit($profile, 'check.html', %q, ids => '1000', v => 2);
     subtest "$label: after 1000's file is replaced" => sub {
@@ -350,7 +369,7 @@ sub browse {
     my @dpr = ([1, 32], [2, 64]);
     for my $d (@dpr) {
         my ($dpr, $size) = @$d;
-        local @EXTRA = ("--force-device-scale-factor=$dpr");
+        local @EXTRA = (@EXTRA, "--force-device-scale-factor=$dpr");
         my $s = visit(tempdir('profile-XXXXXX', DIR => $tmp), 'srcset.html', origin => $st->{url}, id => 1010);
         subtest "$label: srcset at device scale factor $dpr picks the $size px files" => sub {
             ok !$s->{error}, 'the page ran' or return diag $s->{error};
@@ -376,5 +395,6 @@ browse(server => 'nginx', mode => 'x-accel');
 browse(server => 'lighttpd', mode => 'x-sendfile');
 browse(server => 'nginx', mode => 'bytes', fastpath => 1);
 browse(server => 'lighttpd', mode => 'x-sendfile', fastpath => 1);
+browse(server => 'nginx', mode => 'bytes', fastpath => 1, tls => 1);
 
 done_testing();
