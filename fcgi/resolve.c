@@ -14,6 +14,23 @@
  * times; each retry is counted (estale_retries) and logged at debug level.
  * Without this the candidate would count as refused and the client would
  * get the default avatar instead of the one that is there.
+ *
+ * Missing ids. A site's pages ask for the same missing ids over and over
+ * (users without an avatar), and each miss walks every extension twice
+ * (resolve_avatar). The absence is remembered instead, with what the
+ * directory itself was (device, inode, size, mtime, ctime) just before
+ * the second walk and again just after it, when both are the same: any
+ * name made, renamed or removed in the directory since then changes its
+ * mtime and ctime, so the next lookup of that id costs one fstat of the
+ * directory while nothing changed, and a full walk once anything did. The
+ * condition that makes this sound: the directory's ctime must be older
+ * than MISSING_SETTLED_NS when the absence is seen. A change after that
+ * then stamps the directory with a later time, never the same one, even
+ * where timestamps are coarse (a tick, or a whole second on some network
+ * file systems); a directory changed more recently than that is walked
+ * every time, as before. Nor is an absence trusted for longer than
+ * MISSING_TTL_NS, which bounds what a file system that does not stamp
+ * its directories, or a clock stepped back, could cost.
  */
 #include "resolve.h"
 #include "ext.h"
@@ -28,6 +45,7 @@
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Immediate retries of one name's lookup after a transient error. The
@@ -37,6 +55,12 @@
 
 /* What load and look return besides 0 and -1: look at the name again. */
 #define AGAIN (-3)
+
+/* Missing ids (the top of the file): how long the directory must have
+ * been unchanged for an absence to be remembered, and for how long it is
+ * trusted at most. */
+#define MISSING_SETTLED_NS (2 * 1000000000LL)
+#define MISSING_TTL_NS (10 * 1000000000LL)
 
 /* Weak: NULL unless a test defines it (resolve.h). */
 extern int resolve_test_fault(const char *call, const char *name) __attribute__((weak));
@@ -366,34 +390,102 @@ try_name(int64_t id, uint32_t kind, const char *name, struct avatar *a)
 	return rc;
 }
 
+/* One walk through the extensions: 0 with *a filled, -1 when a name
+ * existed but none counted, -2 when no name existed. */
+static int
+walk(int64_t id, struct avatar *a)
+{
+	char name[CACHE_NAME_MAX];
+	const char *ext;
+	int seen = 0;
+
+	for (size_t i = 0; (ext = ext_name(i)) != NULL; i++) {
+		int rc;
+
+		snprintf(name, sizeof(name), "%lld%s", (long long)id, ext);
+		if ((rc = try_name(id, 0, name, a)) == 0)
+			return 0;
+		seen |= rc == -1;
+	}
+	return seen ? -1 : -2;
+}
+
+static int64_t
+ns_of(const struct timespec *t)
+{
+	return (int64_t)t->tv_sec * 1000000000LL + t->tv_nsec;
+}
+
+static int64_t
+now_ns(void)
+{
+	struct timespec t;
+
+	clock_gettime(CLOCK_REALTIME, &t);
+	return ns_of(&t);
+}
+
+/* The directory's identity now, or -1. */
+static int
+dir_ident(struct cache_ident *ci)
+{
+	struct stat st;
+
+	if (fstat(dirfd_, &st) == -1)
+		return -1;
+	cache_ident_from_stat(ci, &st);
+	return 0;
+}
+
+/* Whether id was found missing, within MISSING_TTL_NS, in the directory
+ * exactly as it is now (the top of the file). */
+static int
+known_missing(int64_t id)
+{
+	struct cache_entry *e = cache_get(id, 0);
+	struct cache_ident ci;
+
+	if (e == NULL || e->name[0] != '\0')
+		return 0;
+	if (now_ns() - e->seen_ns < MISSING_TTL_NS && dir_ident(&ci) == 0 &&
+	    cache_ident_equal(&e->ident, &ci)) {
+		stats_inc(ST_MISSING_KNOWN);
+		return 1;
+	}
+	cache_drop(id, 0);
+	return 0;
+}
+
 /*
- * One walk through the extensions. A walk is not one atomic look: a store
- * put that changes the extension renames ID.new into place and then
- * unlinks ID.old, so a walk that passed ID.new's name before the rename
- * and reaches ID.old's after the unlink finds no file at all, though the
- * id always had one (store.h). When no name existed, the walk is made
- * once more; the second walk starts after the unlink and finds ID.new.
+ * A walk is not one atomic look: a store put that changes the extension
+ * renames ID.new into place and then unlinks ID.old, so a walk that passed
+ * ID.new's name before the rename and reaches ID.old's after the unlink
+ * finds no file at all, though the id always had one (store.h). When no
+ * name existed, the walk is made once more; the second walk starts after
+ * the unlink and finds ID.new. Its absence is remembered when the
+ * directory did not change around it and had settled before it.
  */
 int
 resolve_avatar(int64_t id, struct avatar *a)
 {
-	char name[CACHE_NAME_MAX];
-	const char *ext;
+	struct cache_ident d0, d1;
+	struct cache_entry *e;
+	int64_t t0;
+	int rc;
 
-	for (int walk = 0; walk < 2; walk++) {
-		int seen = 0;
-
-		for (size_t i = 0; (ext = ext_name(i)) != NULL; i++) {
-			int rc;
-
-			snprintf(name, sizeof(name), "%lld%s", (long long)id, ext);
-			if ((rc = try_name(id, 0, name, a)) == 0)
-				return 0;
-			seen |= rc == -1;
-		}
-		if (seen)
-			break;
-	}
+	if (known_missing(id))
+		return -1;
+	if ((rc = walk(id, a)) != -2)
+		return rc;
+	t0 = now_ns();
+	if (dir_ident(&d0) == -1 || t0 - ns_of(&d0.ctime) <= MISSING_SETTLED_NS ||
+	    t0 - ns_of(&d0.mtime) <= MISSING_SETTLED_NS)
+		return walk(id, a) == 0 ? 0 : -1;
+	if ((rc = walk(id, a)) != -2)
+		return rc;
+	if (dir_ident(&d1) == 0 && cache_ident_equal(&d0, &d1) &&
+	    (e = cache_put(id, 0, "", &d0, SNIFF_NONE, NULL, 0)) != NULL)
+		e->seen_ns = t0;
 	return -1;
 }
 

@@ -31,6 +31,7 @@ enum stats_counter {
 	ST_VARIANT_JOBS,	/* jobs sent to make an avatar's variants */
 	ST_VARIANTS_MADE,	/* variant files written (upload processes) */
 	ST_ESTALE_RETRIES,	/* file system calls made again (resolve.c, store.h) */
+	ST_MISSING_KNOWN,	/* a missing id answered without a walk (resolve.c) */
 	ST_NCOUNTERS
 };
 

@@ -8,7 +8,9 @@
 # Content-Length equal to the body's size. Then deleting 42.png turns the
 # answer into the default avatar; and a file the responder cannot read
 # (mode 000, responder running as nobody) is answered with the default
-# avatar and logged. Each load phase lasts 3 s.
+# avatar and logged. Each load phase lasts 3 s. A missing id that the
+# workers remember (asked for again and again) is served as soon as its
+# file is made by hand.
 use strict;
 use warnings;
 use lib 'tests/lib';
@@ -32,6 +34,13 @@ my $A = slurp("$dir/1000.png");
 my $B = $A . ("b" x 20000) . "\0\0\0\0IEND\xae\x42\x60\x82";
 my $DEF = slurp("$dir/-1.png");
 my %known = (sha256_hex($A) => 'A', sha256_hex($B) => 'B');
+
+# avatar_missing_known_total from the stack's /metrics.
+sub known_missing {
+    my ($s) = @_;
+    my (undef, undef, $body) = http_get($s->{port}, '/metrics', 10);
+    return $body =~ /^avatar_missing_known_total (\d+)$/m ? $1 : -1e9;
+}
 
 # Replaces $dir/42.png by rename, alternating A and B, until killed or $secs.
 sub replacer {
@@ -86,6 +95,19 @@ for my $stack ([ 'nginx', 'bytes' ], [ 'nginx', 'x-accel' ], [ 'lighttpd', 'x-se
     unlink "$dir/42.png";
     my ($st, undef, $body) = http_get($s->{port}, '/42', 10);
     ok($st == 200 && $body eq $DEF, "$server/$mode: deleted 42.png: the default avatar");
+
+    # A missing id the workers remember (docs/how-it-works.md#missing-ids),
+    # then made by hand: served at once, never the default once it is there.
+    sleep 2.2;    # the directory unchanged for 2 s, so the absence is remembered
+    my $known = known_missing($s);
+    my @miss = grep { $_ ne $DEF } map { (http_get($s->{port}, '/77', 10))[2] } 1 .. 8;
+    is(scalar @miss, 0, "$server/$mode: /77, no file: the default avatar, 8 times");
+    cmp_ok(known_missing($s) - $known, '>=', 2, "$server/$mode: ... at least 2 of them from memory");
+    spew("$dir/.77.png.tmp", $B);
+    rename "$dir/.77.png.tmp", "$dir/77.png" or die "rename: $!";
+    my @got = map { (http_get($s->{port}, '/77', 10))[2] } 1 .. 8;
+    is(scalar(grep { $_ eq $B } @got), 8, "$server/$mode: 77.png made by hand: served on every request after");
+    unlink "$dir/77.png";
     is(pool_pids($s), $pool, "$server/$mode: no worker died");
     diag(sprintf '%s/%s: checker %d answers (A %d, B %d, bad %d); ab %d requests, %d non-2xx',
         $server, $mode, $n, $seen{A} // 0, $seen{B} // 0, scalar @bad, $ab->{complete}, $ab->{non2xx});
