@@ -29,9 +29,7 @@ struct cache_ident {
 /*
  * Entries are keyed by id and kind: kind 0 is the avatar's own file, any
  * other value one of its variants (handler.c's numbering), so an avatar's
- * sizes and formats are cached side by side. An entry of kind 0 with an
- * empty name is negative: the id had no file at all while the directory
- * itself was ident, seen at time seen_ns (resolve.c).
+ * sizes and formats are cached side by side.
  */
 struct cache_entry {
 	int64_t id;
@@ -43,7 +41,6 @@ struct cache_entry {
 	int is_link;
 	struct cache_ident link;
 	enum sniff_type type;
-	int64_t seen_ns;		/* negative entries: CLOCK_REALTIME */
 	unsigned char *body;		/* NULL when not held */
 	size_t body_len;
 	/* private */

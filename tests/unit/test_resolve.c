@@ -181,6 +181,18 @@ missing_ids(void)
 		if (rc == 0)
 			resolve_release(&a);
 	}
+	/* Many other missing ids, each remembered (the directory is still
+	 * settled): they take nothing from the cache, which holds 8.jpg's
+	 * entry as before; a flood of made-up ids cannot push avatars out. */
+	{
+		size_t used = cache_used();
+		int all_missing = 1;
+
+		for (int64_t id = 100000; id < 120000; id++)
+			all_missing &= resolve_avatar(id, &a) == -1;
+		ok(all_missing && cache_used() == used && used > 0,
+		    "missing ids: 20000 other missing ids leave the cache as it was (%zu bytes)", used);
+	}
 	for (const char *const *n = (const char *const[]){ "8.jpg", "9.png", "10.png", NULL }; *n; n++) {
 		snprintf(path, sizeof(path), "%s/%s", dir, *n);
 		unlink(path);
