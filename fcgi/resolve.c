@@ -29,13 +29,14 @@
  * where timestamps are coarse (a tick, or a whole second on some network
  * file systems); a directory changed more recently than that is walked
  * every time, as before. Nor is an absence trusted for longer than
- * MISSING_TTL_NS, which bounds what a file system that does not stamp
+ * MISSING_TTL_MS (on the monotonic clock), which bounds what a file system that does not stamp
  * its directories, or a clock stepped back, could cost. Absences live in
  * a table of their own, one slot per hash of the id, not in the cache: a
  * flood of made-up ids can only push out other missing ids, never the
  * avatars the cache holds.
  */
 #include "resolve.h"
+#include "clock.h"
 #include "ext.h"
 #include "log.h"
 #include "stats.h"
@@ -63,7 +64,7 @@
  * been unchanged for an absence to be remembered, and for how long it is
  * trusted at most. */
 #define MISSING_SETTLED_NS (2 * 1000000000LL)
-#define MISSING_TTL_NS (10 * 1000000000LL)
+#define MISSING_TTL_MS 10000
 /* Slots of the missing-id table: 1 << MISSING_BITS, 80 bytes each (1.3 MB
  * per worker at most). On the Zipf workload of make bench, a million ids
  * with 5 % missing, 12 bits kept 58 % of the misses, 14 bits 70 %, as
@@ -74,7 +75,7 @@ static struct missing {
 	int64_t id;
 	int used;
 	struct cache_ident dir;	/* the directory when id was found missing */
-	int64_t seen_ns;	/* CLOCK_REALTIME then */
+	int64_t seen_ms;	/* clock_ms() then */
 } missing[1 << MISSING_BITS];
 
 /* Weak: NULL unless a test defines it (resolve.h). */
@@ -459,7 +460,7 @@ missing_slot(int64_t id)
 	return &missing[((uint64_t)id * 0x9e3779b97f4a7c15ULL) >> (64 - MISSING_BITS)];
 }
 
-/* Whether id was found missing, within MISSING_TTL_NS, in the directory
+/* Whether id was found missing, within MISSING_TTL_MS, in the directory
  * exactly as it is now (the top of the file). */
 static int
 known_missing(int64_t id)
@@ -469,7 +470,7 @@ known_missing(int64_t id)
 
 	if (!m->used || m->id != id)
 		return 0;
-	if (now_ns() - m->seen_ns < MISSING_TTL_NS && dir_ident(&ci) == 0 &&
+	if (clock_ms() - m->seen_ms < MISSING_TTL_MS && dir_ident(&ci) == 0 &&
 	    cache_ident_equal(&m->dir, &ci)) {
 		stats_inc(ST_MISSING_KNOWN);
 		return 1;
@@ -510,7 +511,7 @@ resolve_avatar(int64_t id, struct avatar *a)
 		m->id = id;
 		m->used = 1;
 		m->dir = d0;
-		m->seen_ns = t0;
+		m->seen_ms = clock_ms();
 	}
 	return -1;
 }
