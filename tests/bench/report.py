@@ -70,7 +70,7 @@ def summarize(raw, rows):
     return sums
 
 
-def _pair_ratio(raw, kind, a, b, field="rps"):
+def pair_ratio(raw, kind, a, b, field="rps"):
     """Median over rounds of a/b for one field, same round, same kind."""
     ra, rb = raw[kind].get(a, []), raw[kind].get(b, [])
     vals = []
@@ -98,7 +98,7 @@ def targets(raw, sums, rows, not_started):
             return
         if row not in rows or base not in rows:
             return
-        v = _pair_ratio(raw, kind, row, base, field)
+        v = pair_ratio(raw, kind, row, base, field)
         if v is None:
             out.append((False, "%s: no %s figure against %s" % (LABEL[row], what, LABEL[base])))
             return
@@ -131,7 +131,7 @@ def targets(raw, sums, rows, not_started):
                         "%.0f) + responder %.0f" % (LABEL[row], parts[0] + parts[1], parts[0],
                                                     parts[0] / ref, LABEL[base], ref, parts[1])))
     if "tls-project" in rows and "tls-orig" in rows:
-        v = _pair_ratio(raw, k, "tls-project", "tls-orig", "cpu_us")
+        v = pair_ratio(raw, k, "tls-project", "tls-orig", "cpu_us")
         if v is not None:
             out.append((None, "%s: %.2f × %s server CPU/request (ab makes a full handshake per "
                         "request, so the client sets the pace)"
