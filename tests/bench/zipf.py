@@ -140,7 +140,12 @@ server.pid-file = "%(run)s/lighttpd.pid"
 server.errorlog = "%(run)s/error.log"
 server.upload-dirs = ( "%(run)s/tmp" )
 server.tag = ""
-server.max-fds = 16384
+# The descriptors of conf/lighttpd/avatar-fastpath.conf: lighttpd keeps one
+# open per file sent in the last 2-3 s, and at its limit this config
+# answers an existing id with the default avatar through the 404 handler
+# (a failed open), which is cheaper than the right file and would flatter
+# this baseline (docs/fastpath.md, Descriptors).
+server.max-fds = 65535
 server.max-connections = 4096
 # As the fast path runs (conf/lighttpd/avatar-fastpath.conf): no stat
 # cache, as the nginx rows have no open_file_cache.
