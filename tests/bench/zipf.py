@@ -144,7 +144,7 @@ server.tag = ""
 # open per file sent in the last 2-3 s, and at its limit this config
 # answers an existing id with the default avatar through the 404 handler
 # (a failed open), which is cheaper than the right file and would flatter
-# this baseline (docs/fastpath.md, Descriptors).
+# this baseline (docs/fastpath.md, "lighttpd at its descriptor limit").
 server.max-fds = 65535
 server.max-connections = 4096
 # As the fast path runs (conf/lighttpd/avatar-fastpath.conf): no stat
