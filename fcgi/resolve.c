@@ -29,8 +29,9 @@
  * where timestamps are coarse (a tick, or a whole second on some network
  * file systems); a directory changed more recently than that is walked
  * every time, as before. Nor is an absence trusted for longer than
- * MISSING_TTL_MS (on the monotonic clock), which bounds what a file system that does not stamp
- * its directories, or a clock stepped back, could cost. Absences live in
+ * MISSING_TTL_MS (on the monotonic clock), which bounds what a file
+ * system that does not stamp its directories, or a clock stepped back,
+ * could cost. Absences live in
  * a table of their own, one slot per hash of the id, not in the cache: a
  * flood of made-up ids can only push out other missing ids, never the
  * avatars the cache holds.
@@ -479,6 +480,18 @@ known_missing(int64_t id)
 	return 0;
 }
 
+/* Remembers that id was missing from the directory as dir shows it. */
+static void
+remember_missing(int64_t id, const struct cache_ident *dir)
+{
+	struct missing *m = missing_slot(id);
+
+	m->id = id;
+	m->used = 1;
+	m->dir = *dir;
+	m->seen_ms = clock_ms();
+}
+
 /*
  * A walk is not one atomic look: a store put that changes the extension
  * renames ID.new into place and then unlinks ID.old, so a walk that passed
@@ -492,7 +505,6 @@ int
 resolve_avatar(int64_t id, struct avatar *a)
 {
 	struct cache_ident d0, d1;
-	struct missing *m;
 	int64_t t0;
 	int rc;
 
@@ -506,13 +518,8 @@ resolve_avatar(int64_t id, struct avatar *a)
 		return walk(id, a) == 0 ? 0 : -1;
 	if ((rc = walk(id, a)) != -2)
 		return rc;
-	if (dir_ident(&d1) == 0 && cache_ident_equal(&d0, &d1)) {
-		m = missing_slot(id);
-		m->id = id;
-		m->used = 1;
-		m->dir = d0;
-		m->seen_ms = clock_ms();
-	}
+	if (dir_ident(&d1) == 0 && cache_ident_equal(&d0, &d1))
+		remember_missing(id, &d0);
 	return -1;
 }
 
