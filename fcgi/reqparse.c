@@ -297,6 +297,25 @@ segment_is(const struct req_seg *g, const char *word)
 	return g->state == REQ_OK && name_is(g->s, g->len, word);
 }
 
+/*
+ * A decoded path (DOCUMENT_URI, PATH_INFO, SCRIPT_NAME) cannot tell "/1000"
+ * from "/%31000", but an id and a reserved name count only as the client
+ * wrote them, as the fast path's nginx map and lighttpd script read them.
+ * So when the front server also passes the raw REQUEST_URI, the last
+ * segment there must hold no percent escape (and fit, as any id does);
+ * else the request names neither. Only the last segment is looked at, so a
+ * server-side rewrite of some other URL to /ID still works.
+ */
+static int
+raw_segment_plain(const struct req_params *p)
+{
+	const struct req_seg *raw = &p->request_uri;
+
+	if (raw->state == REQ_ABSENT)
+		return 1;
+	return raw->state == REQ_OK && memchr(raw->s, '%', raw->len) == NULL;
+}
+
 void
 req_parse(const struct req_params *p, struct req *r)
 {
@@ -320,6 +339,8 @@ req_parse(const struct req_params *p, struct req *r)
 		seg = &p->request_uri;
 
 	r->kind = REQ_AVATAR;
+	if (seg != NULL && seg != &p->request_uri && !raw_segment_plain(p))
+		seg = NULL;
 	if (seg != NULL) {
 		if (segment_is(seg, "status"))
 			r->kind = REQ_STATUS;

@@ -127,7 +127,9 @@ void req_params_set(struct req_params *p, const char *name, size_t nlen,
     const char *val, size_t vlen);
 
 /* Fills *r from *p. Never fails: a malformed request is a request for a
- * missing avatar. */
+ * missing avatar. The path is DOCUMENT_URI, else PATH_INFO, SCRIPT_NAME,
+ * REQUEST_URI; when REQUEST_URI is given, its raw last segment must hold
+ * no '%' for the request to name an id or a reserved name. */
 void req_parse(const struct req_params *p, struct req *r);
 
 /*

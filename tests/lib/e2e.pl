@@ -227,6 +227,7 @@ sub e2e_mode {
     my @missing = qw(
         /999 /999.png /avatar/999 /0 /abc /01 /+1 /-0 /1e3 /0x10 /1000.txt /1000.png.png
         /99999999999999999999 /9223372036854775808 /-9223372036854775809 /%31%30%30%30x
+        /%31000 /avatar/%31000 /1%30%30%30.png /%31000?v=2
         /1003 /1003.png /1004 /1005 /.png /1000. /999?v=3 /abc?v=1 /1006 /1007 /1008
     );
     is_avatar(http($p, GET => $_), $def, 'image/png', $SHORT, "GET $_ (default avatar)") for @missing;

@@ -127,9 +127,9 @@ sub fastpath_e2e {
         ['GET',     '/+1000',          200, $def,               'image/png'],
         ['GET',     '/-0',             200, $def,               'image/png'],
         ['GET',     '/%31%30%30%30x',  200, $def,               'image/png'],
-        ['GET',     '/%31000',         200, undef,              undef],     # the responder's own rule, as without the fast path
-        ['GET',     '/1%30%30%30.png?s=64', 200, undef,         undef],     # not canonical in the raw URL
-        ['HEAD',    '/avatar/%31000',  200, undef,              undef],
+        ['GET',     '/%31000',         200, $def,               'image/png'],   # escaped: no id (docs/http.md)
+        ['GET',     '/1%30%30%30.png?s=64', 200, $def,          'image/png'],
+        ['HEAD',    '/avatar/%31000',  200, undef,              'image/png'],
         ['GET',     '/99999999999999999999', 200, $def,         'image/png'],
         ['GET',     '/1003',           200, $def,               'image/png'],    # symlink out
         ['GET',     '/1004',           200, $def,               'image/png'],    # text

@@ -82,6 +82,20 @@ static const struct {
 	{ NULL, NULL, NULL, NULL, REQ_AVATAR, 0, 0 },
 	{ "/7", "/8", "/9", "/10", REQ_AVATAR, 1, 7 },
 	{ "/x", "/8", "/9", "/10", REQ_AVATAR, 0, 0 },	/* the first present one decides */
+	/* A decoded path counts only if the raw REQUEST_URI's last segment
+	 * holds no escape: /%31000 is no id behind any front server. */
+	{ "/1000", NULL, NULL, "/%31000", REQ_AVATAR, 0, 0 },
+	{ "/1000", NULL, NULL, "/avatar/%31000?v=1", REQ_AVATAR, 0, 0 },
+	{ "/1000.png", NULL, NULL, "/1%30%30%30.png?s=64", REQ_AVATAR, 0, 0 },
+	{ "/1000", NULL, NULL, "/%25/1000", REQ_AVATAR, 1, 1000 },	/* another segment */
+	{ "/1000", NULL, NULL, "/1000?x=%31", REQ_AVATAR, 1, 1000 },	/* the query */
+	{ "/1000", NULL, NULL, "/u/1000", REQ_AVATAR, 1, 1000 },	/* a rewrite */
+	{ "/1000", NULL, NULL, "/user?id=1000", REQ_AVATAR, 1, 1000 },	/* a rewrite */
+	{ "/status", NULL, NULL, "/%73tatus", REQ_AVATAR, 0, 0 },
+	{ "/1000", NULL, NULL, "/1000000000000000000000000000000000000", REQ_AVATAR, 0, 0 },
+	{ NULL, "/avatar.fcgi", "/42", "/%342", REQ_AVATAR, 0, 0 },
+	{ NULL, "", "/42", "/42", REQ_AVATAR, 1, 42 },
+	{ NULL, NULL, NULL, "/%342", REQ_AVATAR, 0, 0 },
 };
 
 static const struct {
