@@ -70,15 +70,21 @@ def summarize(raw, rows):
     return sums
 
 
-def pair_ratio(raw, kind, a, b, field="rps"):
-    """Median over rounds of a/b for one field, same round, same kind."""
+def round_ratios(raw, kind, a, b, field="rps"):
+    """a/b for one field in each round (same round, same kind), in round
+    order; rounds where either has no figure are left out."""
     ra, rb = raw[kind].get(a, []), raw[kind].get(b, [])
     vals = []
     for x, y in zip(ra, rb):
         if "error" in x or "error" in y or not x.get(field) or not y.get(field):
             continue
         vals.append(x[field] / y[field])
-    return median(vals)
+    return vals
+
+
+def pair_ratio(raw, kind, a, b, field="rps"):
+    """Median over rounds of a/b for one field, same round, same kind."""
+    return median(round_ratios(raw, kind, a, b, field))
 
 
 def targets(raw, sums, rows, not_started):

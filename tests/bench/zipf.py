@@ -25,7 +25,7 @@ import tempfile
 import time
 
 import measure
-from report import pair_ratio
+from report import pair_ratio, round_ratios
 from servers import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -460,6 +460,14 @@ def ratio(results, n, kind, key, field="rps"):
     return pair_ratio(results[n]["raw"], kind, key, BASE[key], field)
 
 
+def rounds_note(results, n, kind, key, field="rps"):
+    """ " (rounds 0.91, 0.86, 0.97)": each round's ratio, in round order,
+    so a reader sees how far the rounds spread around the median; empty
+    with fewer than two rounds."""
+    vals = round_ratios(results[n]["raw"], kind, key, BASE[key], field)
+    return " (rounds %s)" % ", ".join("%.2f" % v for v in vals) if len(vals) > 1 else ""
+
+
 def targets(s, results, sizes):
     """(ok, text) lines for issue 13's targets, ratios of the same run."""
     out = []
@@ -475,16 +483,18 @@ def targets(s, results, sizes):
                 if r is None:
                     need(False, "%s fast path, Zipf N=%d, %s: no figure" % (name, n, kind))
                     continue
-                need(r >= 0.9, "%s fast path >= 0.9x %s static req/s, Zipf N=%d, %s: %.2fx"
-                     % (name, name, n, kind, r))
+                need(r >= 0.9, "%s fast path >= 0.9x %s static req/s, Zipf N=%d, %s: %.2fx%s"
+                     % (name, name, n, kind, r, rounds_note(results, n, kind, key)))
                 c = ratio(results, n, kind, key, "cpu_us")
                 if key == "fastpath" and c is not None:
                     need(c <= 1.2, "nginx fast path server CPU per request <= 1.2x static's, "
-                         "N=%d, %s: %.2fx" % (n, kind, c))
+                         "N=%d, %s: %.2fx%s" % (n, kind, c,
+                                                 rounds_note(results, n, kind, key, "cpu_us")))
     for n in sizes:
         r = ratio(results, n, "ka", "x-accel")
         need(r is not None and r >= 0.6, "x-accel >= 0.6x static req/s with keep-alive, Zipf N=%d: %s"
-             % (n, "%.2fx" % r if r is not None else "no figure"))
+             % (n, "%.2fx%s" % (r, rounds_note(results, n, "ka", "x-accel")) if r is not None
+                else "no figure"))
     for n in sizes:
         for kind, _ in KINDS:
             for key in RESPONDER_ROWS:
@@ -533,7 +543,7 @@ def markdown(s, results, sizes, verdicts):
           "wrk -t 2 -c 100 with a Lua script drawing each id (tests/bench/zipf.py); medians of the "
           "rounds; a ratio is to the same front server's static row over the same store, "
           "taken in each round and the median of those (nginx rows to nginx static, lighttpd "
-          "rows to lighttpd static). "
+          "rows to lighttpd static); a ratio target's line lists each round's, in round order. "
           "CPU: every process of the row (front server and responder), µs per request. "
           "RSS: the largest responder worker after the runs. Each row also takes one run of "
           "wrk -c %d (keep-alive), judged on failures only. Every row answers a missing id "
