@@ -168,6 +168,18 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		path = f[F_URI].v;
 		plen = qm ? (size_t)(qm - path) : f[F_URI].len;
 	}
+	/* A decoded path counts only if the raw REQUEST_URI, when given, has
+	 * a last segment that fits and holds neither '%' nor NUL. */
+	if (path != NULL && path != f[F_URI].v && f[F_URI].v && f[F_URI].len) {
+		const char *qm = memchr(f[F_URI].v, '?', f[F_URI].len);
+		const char *re = qm ? qm : f[F_URI].v + f[F_URI].len, *rs = re;
+
+		while (rs > f[F_URI].v && rs[-1] != '/')
+			rs--;
+		if ((size_t)(re - rs) >= REQ_SEG_MAX || memchr(rs, '%', (size_t)(re - rs)) ||
+		    memchr(rs, '\0', (size_t)(re - rs)))
+			path = NULL;
+	}
 	if (path != NULL) {
 		seg = path + plen;
 		while (seg > path && seg[-1] != '/')
