@@ -196,4 +196,41 @@ for my $c (@fg) {
     };
 }
 
+# run, signalled while it is still starting: a curl that takes 2 s keeps
+# the stack in its readiness check with nginx and the responder already up,
+# and SIGTERM (or SIGINT) goes to the script alone, not to its process group
+# as a terminal's Ctrl-C would. What has started must stop with it.
+my $shim = File::Temp::tempdir('stack-shim-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+my $real_curl = (grep { -x "$_/curl" } split /:/, $ENV{PATH})[0] . '/curl';
+open my $sh, '>', "$shim/curl" or die "$shim/curl: $!";
+print $sh "#!/bin/sh\nsleep 2\nexec $real_curl \"\$@\"\n";
+close $sh;
+chmod 0755, "$shim/curl";
+for my $sig (qw(TERM INT)) {
+    my $run = File::Temp::tempdir('stack-run-XXXXXX', TMPDIR => 1, CLEANUP => 1);
+    my $port = free_port();
+    my $pid = open my $fh, '-|',
+        "exec env PATH=$shim:\$PATH $stack run --server nginx --port $port --run $run --avatars $av 2>&1"
+        or die "run: $!";
+    # Both pid files: the responder and nginx are started, the first
+    # readiness curl is asleep.
+    for (1 .. 200) {
+        last if -s "$run/front.pid" && -s "$run/avatar.pid";
+        select undef, undef, undef, 0.05;
+    }
+    my @pids = stack_pids($run);
+    kill $sig, $pid;
+    my $out = do { local $/; <$fh> };
+    close $fh;
+    my $rc = $? >> 8;
+    subtest "run, SIG$sig to the script alone while it starts" => sub {
+        cmp_ok scalar(@pids), '>=', 2, 'the responder and nginx had started: ' . scalar(@pids) . ' processes';
+        unlike $out, qr/Ctrl-C stops it/, 'it had not finished starting';
+        like $out, qr/stack: stopping/, 'says it is stopping';
+        is $rc, 0, 'run exits 0';
+        ok gone(@pids), 'every process of the stack is gone';
+        is leftovers($run), '', 'no pid file or socket left';
+    };
+}
+
 done_testing();
