@@ -35,6 +35,7 @@ import time
 
 import measure
 import zipf
+from report import median
 from servers import ROOT, _children
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -359,13 +360,13 @@ def summarize(raw, keys):
                 cpu_ratios.append(r["cpu_us"] / b["cpu_us"])
         s[key] = {
             "runs": len(runs), "errors": [r["error"] for r in runs if "error" in r],
-            "rps": zipf.median([r["rps"] for r in ok]), "p50": zipf.median([r["p50"] for r in ok]),
-            "p99": zipf.median([r["p99"] for r in ok]), "mean": zipf.median([r["mean"] for r in ok]),
+            "rps": median([r["rps"] for r in ok]), "p50": median([r["p50"] for r in ok]),
+            "p99": median([r["p99"] for r in ok]), "mean": median([r["mean"] for r in ok]),
             "max": max([r["max"] for r in ok], default=None),
-            "cpu_us": zipf.median([r["cpu_us"] for r in ok]),
+            "cpu_us": median([r["cpu_us"] for r in ok]),
             "failed": sum(r["failed"] + r["errored"] + r["timeout"] for r in ok),
             "non2xx": sum(r["non2xx"] for r in ok),
-            "ratio": zipf.median(ratios), "cpu_ratio": zipf.median(cpu_ratios),
+            "ratio": median(ratios), "cpu_ratio": median(cpu_ratios),
             "tls_stat": [r.get("tls_stat") for r in ok],
         }
     return s

@@ -25,7 +25,7 @@ import tempfile
 import time
 
 import measure
-from report import pair_ratio, round_ratios
+from report import median, pair_ratio, round_ratios
 from servers import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -357,11 +357,6 @@ class Retakes:
             time.sleep(0.2)
             res = run_wrk(row, lua, seconds)
         return res
-
-
-def median(xs):
-    xs = sorted(x for x in xs if x is not None)
-    return xs[len(xs) // 2] if xs else None
 
 
 def run(work, binary, workers, sizes, rounds, seconds, burst_seconds, first_port, h2_n):
