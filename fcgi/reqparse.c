@@ -303,8 +303,10 @@ segment_is(const struct req_seg *g, const char *word)
  * wrote them, as the fast path's nginx map and lighttpd script read them.
  * So when the front server also passes the raw REQUEST_URI, the last
  * segment there must hold no percent escape (and fit, as any id does);
- * else the request names neither. Only the last segment is looked at, so a
- * server-side rewrite of some other URL to /ID still works.
+ * else the request names neither. When REQUEST_URI is itself the path,
+ * this changes nothing (such a segment is no id or name anyway). Only the
+ * last segment is looked at, so a server-side rewrite of some other URL to
+ * /ID still works.
  */
 static int
 raw_segment_plain(const struct req_params *p)
@@ -339,7 +341,7 @@ req_parse(const struct req_params *p, struct req *r)
 		seg = &p->request_uri;
 
 	r->kind = REQ_AVATAR;
-	if (seg != NULL && seg != &p->request_uri && !raw_segment_plain(p))
+	if (!raw_segment_plain(p))
 		seg = NULL;
 	if (seg != NULL) {
 		if (segment_is(seg, "status"))

@@ -31,10 +31,9 @@
  * every time, as before. Nor is an absence trusted for longer than
  * MISSING_TTL_MS (on the monotonic clock), which bounds what a file
  * system that does not stamp its directories, or a clock stepped back,
- * could cost. Absences live in
- * a table of their own, one slot per hash of the id, not in the cache: a
- * flood of made-up ids can only push out other missing ids, never the
- * avatars the cache holds.
+ * could cost. Absences live in a table of their own, one slot per hash of
+ * the id, not in the cache: a flood of made-up ids can only push out other
+ * missing ids, never the avatars the cache holds.
  */
 #include "resolve.h"
 #include "clock.h"

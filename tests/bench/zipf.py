@@ -457,12 +457,13 @@ def ratio(results, n, kind, key, field="rps"):
     return pair_ratio(results[n]["raw"], kind, key, BASE[key], field)
 
 
-def rounds_note(results, n, kind, key, field="rps"):
-    """ " (rounds 0.91, 0.86, 0.97)": each round's ratio, in round order,
-    so a reader sees how far the rounds spread around the median; empty
-    with fewer than two rounds."""
+def ratio_rounds(results, n, kind, key, field="rps"):
+    """ratio()'s figure and " (rounds 0.91, 0.86, 0.97)", each round's
+    ratio in round order, so a reader of a target line sees how far the
+    rounds spread around the median (empty with fewer than two rounds)."""
     vals = round_ratios(results[n]["raw"], kind, key, BASE[key], field)
-    return " (rounds %s)" % ", ".join("%.2f" % v for v in vals) if len(vals) > 1 else ""
+    note = " (rounds %s)" % ", ".join("%.2f" % v for v in vals) if len(vals) > 1 else ""
+    return median(vals), note
 
 
 def targets(s, results, sizes):
@@ -476,22 +477,20 @@ def targets(s, results, sizes):
     for key, name in (("fastpath", "nginx"), ("l-fastpath", "lighttpd")):
         for n in big:
             for kind, _ in KINDS:
-                r = ratio(results, n, kind, key)
+                r, note = ratio_rounds(results, n, kind, key)
                 if r is None:
                     need(False, "%s fast path, Zipf N=%d, %s: no figure" % (name, n, kind))
                     continue
                 need(r >= 0.9, "%s fast path >= 0.9x %s static req/s, Zipf N=%d, %s: %.2fx%s"
-                     % (name, name, n, kind, r, rounds_note(results, n, kind, key)))
-                c = ratio(results, n, kind, key, "cpu_us")
+                     % (name, name, n, kind, r, note))
+                c, note = ratio_rounds(results, n, kind, key, "cpu_us")
                 if key == "fastpath" and c is not None:
                     need(c <= 1.2, "nginx fast path server CPU per request <= 1.2x static's, "
-                         "N=%d, %s: %.2fx%s" % (n, kind, c,
-                                                 rounds_note(results, n, kind, key, "cpu_us")))
+                         "N=%d, %s: %.2fx%s" % (n, kind, c, note))
     for n in sizes:
-        r = ratio(results, n, "ka", "x-accel")
+        r, note = ratio_rounds(results, n, "ka", "x-accel")
         need(r is not None and r >= 0.6, "x-accel >= 0.6x static req/s with keep-alive, Zipf N=%d: %s"
-             % (n, "%.2fx%s" % (r, rounds_note(results, n, "ka", "x-accel")) if r is not None
-                else "no figure"))
+             % (n, "%.2fx%s" % (r, note) if r is not None else "no figure"))
     for n in sizes:
         for kind, _ in KINDS:
             for key in RESPONDER_ROWS:

@@ -168,9 +168,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		path = f[F_URI].v;
 		plen = qm ? (size_t)(qm - path) : f[F_URI].len;
 	}
-	/* A decoded path counts only if the raw REQUEST_URI, when given, has
-	 * a last segment that fits and holds neither '%' nor NUL. */
-	if (path != NULL && path != f[F_URI].v && f[F_URI].v && f[F_URI].len) {
+	/* The path counts only if the raw REQUEST_URI, when given, has a last
+	 * segment that fits and holds neither '%' nor NUL. */
+	if (path != NULL && f[F_URI].v && f[F_URI].len) {
 		const char *qm = memchr(f[F_URI].v, '?', f[F_URI].len);
 		const char *re = qm ? qm : f[F_URI].v + f[F_URI].len, *rs = re;
 
