@@ -158,16 +158,16 @@ plan_dir(const struct conf *c, int dirfd, int64_t id, const struct src *o,
 }
 
 /* Writes what files[] wants in dfd (phase 0) or removes what it does not
- * (phase 1). */
+ * (phase 1), as stem.EXT (stem: the id's number, or PUBLISH_DEFAULT). */
 static int
-apply_names(int dfd, int64_t id, const struct src *files, int phase,
+apply_names(int dfd, int64_t id, const char *stem, const struct src *files, int phase,
     struct publish_result *res)
 {
 	char name[NAME_MAX_ID];
 	int rc = 0;
 
 	for (enum sniff_type t = SNIFF_PNG; t <= SNIFF_AVIF; t++) {
-		snprintf(name, sizeof(name), "%lld%s", (long long)id, variant_ext(t));
+		snprintf(name, sizeof(name), "%s%s", stem, variant_ext(t));
 		if (phase == 0 && files[t].bytes != NULL) {
 			if (is_current(dfd, name, &files[t].st))
 				res->kept++;
@@ -183,9 +183,10 @@ apply_names(int dfd, int64_t id, const struct src *files, int phase,
 	return rc;
 }
 
-/* One size directory and its x: phase 0 writes, phase 1 removes. */
+/* One size directory and its x, names stem.EXT: phase 0 writes, phase 1
+ * removes. */
 static int
-apply_dir(int pubfd, int64_t id, const struct want_dir *w, int phase,
+apply_dir(int pubfd, int64_t id, const char *stem, const struct want_dir *w, int phase,
     struct publish_result *res)
 {
 	char sub[16];
@@ -196,12 +197,12 @@ apply_dir(int pubfd, int64_t id, const struct want_dir *w, int phase,
 	/* ".v/64" -> "64": the same size names as .v. */
 	if ((fd = store_open_dir(pubfd, strchr(sub, '/') + 1, phase == 0)) == -1)
 		return phase == 0 ? -1 : 0;
-	if (apply_names(fd, id, w->main, phase, res) == -1)
+	if (apply_names(fd, id, stem, w->main, phase, res) == -1)
 		rc = -1;
 	if ((xfd = store_open_dir(fd, PUBLISH_CONV, phase == 0)) == -1)
 		rc = phase == 0 ? -1 : rc;
 	else {
-		if (apply_names(xfd, id, w->conv, phase, res) == -1)
+		if (apply_names(xfd, id, stem, w->conv, phase, res) == -1)
 			rc = -1;
 		close(xfd);
 	}
@@ -217,7 +218,7 @@ publish_id(const struct conf *c, int dirfd, int64_t id, struct publish_result *r
 	struct image_limits lim;
 	struct src o;
 	enum sniff_type stored = SNIFF_NONE;
-	char tag[VARIANT_TAG_MAX], name[NAME_MAX_ID];
+	char tag[VARIANT_TAG_MAX], name[NAME_MAX_ID], stem[NAME_MAX_ID];
 	int lfd, pubfd = -1, have = 0, rc = 0, err = 0;
 
 	memset(res, 0, sizeof(*res));
@@ -269,13 +270,20 @@ publish_id(const struct conf *c, int dirfd, int64_t id, struct publish_result *r
 			plan_dir(c, dirfd, id, &o, stored, tag, &dirs[i]);
 	}
 	/* Every new name first, then what must go: a reader never finds an
-	 * id it had a moment ago missing. */
+	 * id it had a moment ago missing. The default avatar's files go out
+	 * under PUBLISH_DEFAULT too, which are removed when a missing id is
+	 * a 404 (an empty plan). */
+	snprintf(stem, sizeof(stem), "%lld", (long long)id);
 	for (int phase = 0; phase < 2; phase++)
-		for (size_t i = 0; i < ndirs; i++)
-			if (apply_dir(pubfd, id, &dirs[i], phase, res) == -1) {
+		for (size_t i = 0; i < ndirs; i++) {
+			struct want_dir none = { .size = dirs[i].size };
+
+			if (apply_dir(pubfd, id, stem, &dirs[i], phase, res) == -1)
 				err = errno;
-				rc = -1;
-			}
+			if (id == c->default_id && apply_dir(pubfd, id, PUBLISH_DEFAULT,
+			    c->missing == MISSING_DEFAULT ? &dirs[i] : &none, phase, res) == -1)
+				err = errno;
+		}
 done:
 	for (size_t i = 0; i < ndirs; i++)
 		for (size_t t = 0; t < NTYPES; t++) {
@@ -360,7 +368,20 @@ publish_one(const struct conf *c, int64_t id, struct publish_result *sum)
 	return r.refused;
 }
 
-/* Every id with an original, then every published id without one. */
+/* Brings the PUBLISH_DEFAULT names in line with the options, whether or
+ * not the default id has an original or was published before: the last
+ * run may have had another --default-id or --missing. Not counted. */
+static void
+publish_default(const struct conf *c)
+{
+	struct publish_result r;
+
+	if (publish_id(c, c->dirfd, c->default_id, &r) == -1)
+		log_warn("publish: the default avatar (%lld)", (long long)c->default_id);
+}
+
+/* Every id with an original, then every published id without one, then
+ * the default avatar's names. */
 static int
 publish_all(const struct conf *c, struct publish_result *sum, unsigned *ids)
 {
@@ -405,6 +426,7 @@ publish_all(const struct conf *c, struct publish_result *sum, unsigned *ids)
 		}
 		closedir(d);
 	}
+	publish_default(c);
 	return rc;
 }
 
@@ -462,6 +484,7 @@ publish_watch(const struct conf *c)
 		return 1;
 	}
 	clean_tmp(c, c->dirfd);
+	publish_default(c);
 	snprintf(path, sizeof(path), "/proc/self/fd/%d", c->dirfd);
 	if ((fd = inotify_init1(IN_CLOEXEC)) == -1 ||
 	    inotify_add_watch(fd, path, IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM |

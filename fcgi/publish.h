@@ -10,6 +10,10 @@
  *     DIR/.pub/SIZE/ID.EXT    the SIZE variant in the stored type
  *     DIR/.pub/full/x/ID.EXT  the full size in another format (.webp, .avif)
  *     DIR/.pub/SIZE/x/ID.EXT  the SIZE variant in another format
+ * and, in each of those directories, the default avatar's files once more
+ * as default.EXT (PUBLISH_DEFAULT), so a front server answers a missing
+ * id itself. Those names follow --default-id and --missing: under
+ * --missing 404 there are none, and the front server asks the responder.
  * A size directory holds one name per id (two for a moment while a new
  * type replaces an old one: the new is written before the old goes), so
  * a front server asks for "as stored" by trying .png, .jpg, .gif and .webp
@@ -48,6 +52,10 @@
 #define PUBLISH_DIR ".pub"
 /* The subdirectory of each size for the formats besides the stored one. */
 #define PUBLISH_CONV "x"
+/* The stem the default avatar's files are published under as well, beside
+ * its id's (with --missing default only): a front server answers a missing
+ * id with DIR/.pub/SIZE/default.EXT and never needs to know the options. */
+#define PUBLISH_DEFAULT "default"
 
 struct publish_result {
 	unsigned written;	/* files copied in */

@@ -11,8 +11,9 @@
 -- It runs on every request, so it stays cheap: no tables, no closures, no
 -- loops over lists; only the strings a hit needs are made.
 
--- Change to the responder's --dir, followed by /.pub/.
-local PUB = "/srv/avatars/.pub/"
+-- Change to the responder's --dir (keep the trailing slash).
+local DIR = "/srv/avatars/"
+local PUB = DIR .. ".pub/"
 
 local r = lighty.r
 local attr = r.req_attr
@@ -93,28 +94,47 @@ end
 -- stored name first (the original may be a WebP), then x/. lighty.c.stat
 -- is lighttpd's own stat (no cache here: server.stat-cache-engine is off).
 local stat = lighty.c.stat
+local name, cc = id, nil
 local rel, t, st
-if other then
-    rel, t = dir .. "/" .. id, ext
-    st = stat(PUB .. rel .. t)
-    if not (st and st.is_file) then
-        rel = dir .. "/x/" .. id
+while true do
+    if other then
+        rel, t = dir .. "/" .. name, ext
         st = stat(PUB .. rel .. t)
+        if not (st and st.is_file) then
+            rel = dir .. "/x/" .. name
+            st = stat(PUB .. rel .. t)
+        end
+    else
+        rel, t = dir .. "/" .. name, ".jpg"
+        local stem = PUB .. rel
+        st = stat(stem .. t)
+        if not (st and st.is_file) then t = ".png"; st = stat(stem .. t) end
+        if not (st and st.is_file) then t = ".gif"; st = stat(stem .. t) end
+        if not (st and st.is_file) then t = ".webp"; st = stat(stem .. t) end
     end
-else
-    rel, t = dir .. "/" .. id, ".jpg"
-    local stem = PUB .. rel
-    st = stat(stem .. t)
-    if not (st and st.is_file) then t = ".png"; st = stat(stem .. t) end
-    if not (st and st.is_file) then t = ".gif"; st = stat(stem .. t) end
-    if not (st and st.is_file) then t = ".webp"; st = stat(stem .. t) end
+    if st and st.is_file then break end
+    if cc then return 0 end
+    -- No published file. When the store has no original of the id either
+    -- (the read path's names), it is a missing id: try once more for the
+    -- default avatar that avatar.fcgi published as default.EXT (only with
+    -- --missing default; it follows --default-id), sent with the
+    -- default's short lifetime. Otherwise (an original not published yet
+    -- or refused, a variant not made, no default names under
+    -- --missing 404) the responder answers.
+    local o = DIR .. id
+    if stat(o .. ".png") or stat(o .. ".jpg") or stat(o .. ".jpeg") or stat(o .. ".gif")
+        or stat(o .. ".webp") then
+        return 0
+    end
+    name, cc = "default", "public, max-age=60"
 end
-if not (st and st.is_file) then return 0 end
-
--- A hit: lighttpd re-evaluates $HTTP["url"] after this, so the /.pub/
--- block of avatar-fastpath.conf applies (no FastCGI, the store as document
--- root). The cache policy of docs/http.md: a non-empty v= names a version.
-attr["uri.path"] = "/.pub/" .. rel .. t
-r.resp_header["Cache-Control"] = (v and v ~= "") and "public, max-age=31536000, immutable"
+-- The cache policy of docs/http.md: a non-empty v= names a version.
+cc = cc or (v and v ~= "") and "public, max-age=31536000, immutable"
     or "public, max-age=300, stale-while-revalidate=86400"
+
+-- Found: lighttpd re-evaluates $HTTP["url"] after this, so the /.pub/
+-- block of avatar-fastpath.conf applies (no FastCGI, the store as document
+-- root).
+attr["uri.path"] = "/.pub/" .. rel .. t
+r.resp_header["Cache-Control"] = cc
 return 0

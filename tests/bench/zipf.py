@@ -104,7 +104,8 @@ def make_pool(work, binary, count):
 
 def make_store(work, pool, n, count):
     """DIR with ids 1..M (every 20th missing) linked from the pool, and
-    DIR/.pub/full linked from the pool's published copies."""
+    DIR/.pub/full linked from the pool's published copies (default.jpg
+    too)."""
     d = os.path.join(work, "store-%d" % n)
     full = os.path.join(d, ".pub", "full")
     os.makedirs(full)
@@ -114,6 +115,9 @@ def make_store(work, pool, n, count):
     for dest in (d, full):
         src = pool if dest == d else os.path.join(pool, ".pub", "full")
         os.link(os.path.join(src, "-1.jpg"), os.path.join(dest, "-1.jpg"))
+    # The default avatar's published name, which the fast paths send for
+    # a missing id (publish.h).
+    os.link(os.path.join(pool, ".pub", "full", "default.jpg"), os.path.join(full, "default.jpg"))
     made = 0
     for r in range(1, m + 1):
         if r % 20 == 0:

@@ -44,6 +44,10 @@ sub fastpath_e2e {
     plan skip_all => "$front: $_ is not installed (tests/lib/ensure-deps test)" for grep { !-e } @{ $o{need} || [] };
     my $tmp = tempdir('e2e-fp-XXXXXX', TMPDIR => 1, CLEANUP => 1);
     my $av  = make_avatars($tmp);
+    # Originals under the read path's other names that are never published:
+    # with 1004.png (text) and 1008.jpg (cut), one for each name the front
+    # server must find in the store before it answers with the default.
+    spew("$av/$_", "not an image\n") for qw(3001.jpeg 3002.gif 3003.webp);
     my $pub = "$av/.pub";
     my $st  = start_stack(server => $front, mode => $o{mode}, fastpath => 1, avatars => $av);
     my $p   = $st->{port};
@@ -51,7 +55,7 @@ sub fastpath_e2e {
 
     # The responder's count of answered requests, less the /metrics request
     # that reads it (measured once: reading twice in a row moves it by $self).
-    my $served = sub { (http($p, GET => '/metrics')->{body} =~ /^avatar_requests_total (\d+)$/m)[0] // -1 };
+    my $served = sub { (http($_[0] // $p, GET => '/metrics')->{body} =~ /^avatar_requests_total (\d+)$/m)[0] // -1 };
     my $self = -$served->() + $served->();
 
     ok -f "$pub/full/1001.jpg" && !-e "$pub/full/1001.png",
@@ -110,6 +114,57 @@ sub fastpath_e2e {
     }
     is $served->() - $before, $self, 'none of the ' . @fast . ' requests reached the responder';
 
+    # A missing id (no original in the store under any name): the front
+    # server sends the default avatar avatar.fcgi published as default.EXT,
+    # with the default's short lifetime whatever v= says.
+    ok -f "$pub/full/default.png" && slurp("$pub/full/default.png") eq slurp($def),
+        'the default avatar is published as default.png too';
+    my @missing = (
+        ['/999',                    'full/default.png',   'image/png'],
+        ['/999?v=3',                'full/default.png',   'image/png'],
+        ['/avatar/5.png',           'full/default.png',   'image/png'],
+        ['/999?s=64',               '64/default.png',     'image/png'],
+        ['/0?size=300&v=1',         '512/default.png',    'image/png'],
+        ['/999.webp',               'full/x/default.webp', 'image/webp'],
+        ['/-2.webp?s=32',           '32/x/default.webp',  'image/webp'],
+    );
+    $before = $served->();
+    for my $c (@missing) {
+        my ($path, $file, $type) = @$c;
+        my $r = http($p, GET => $path);
+        subtest "$front answers the missing id of GET $path with .pub/$file" => sub {
+            is $r->{status}, 200, 'status 200';
+            ok -f "$pub/$file" && $r->{body} eq slurp("$pub/$file"), "the bytes of .pub/$file";
+            is hdr($r, 'Content-Type'), $type, "Content-Type $type";
+            is sniff($r->{body}), $type, 'the type of the bytes too';
+            is hdr($r, 'Cache-Control'), $SHORT, 'the default avatar\'s short lifetime';
+            is hdr($r, 'X-Content-Type-Options'), 'nosniff', 'nosniff';
+            cors_ok($r);
+            no_version($r);
+            if ($o{etag}) {
+                is hdr($r, 'ETag'), $o{etag}->("$pub/$file"), "${front}'s ETag";
+            } else {
+                like hdr($r, 'ETag') // '', qr/^"[^"]+"$/, "${front}'s ETag";
+            }
+        };
+    }
+    {
+        my $g = http($p, GET => '/999');
+        my $r = http($p, GET => '/999', headers => ['Range: bytes=0-9']);
+        my $c = http($p, GET => '/999', headers => ['If-None-Match: ' . (hdr($g, 'ETag') // '"none"')]);
+        my $h = http($p, HEAD => '/999');
+        subtest "$front: Range, If-None-Match and HEAD on the default avatar" => sub {
+            is $r->{status}, 206, 'Range: 206';
+            is $r->{body}, substr(slurp($def), 0, 10), 'the first 10 bytes';
+            is $c->{status}, 304, 'If-None-Match: 304';
+            is hdr($c, 'Cache-Control'), $SHORT, 'the 304 with the short lifetime';
+            is $h->{status}, 200, 'HEAD: 200';
+            is $h->{body}, '', 'HEAD: no body';
+            is hdr($h, 'Content-Length'), length slurp($def), 'HEAD: the length of the default';
+        };
+    }
+    is $served->() - $before, $self, 'none of the ' . (@missing + 4) . ' requests for missing ids reached the responder';
+
     # The same URLs made to go to the responder (an extra query parameter):
     # the same bytes and type, so which side answers changes nothing visible
     # but the ETag.
@@ -122,7 +177,6 @@ sub fastpath_e2e {
 
     # Passed on to the responder: method, path, status, file (or undef), type.
     my @passed = (
-        ['GET',     '/999',            200, $def,               'image/png'],
         ['GET',     '/01000',          200, $def,               'image/png'],
         ['GET',     '/+1000',          200, $def,               'image/png'],
         ['GET',     '/-0',             200, $def,               'image/png'],
@@ -131,9 +185,14 @@ sub fastpath_e2e {
         ['GET',     '/1%30%30%30.png?s=64', 200, $def,          'image/png'],
         ['HEAD',    '/avatar/%31000',  200, undef,              'image/png'],
         ['GET',     '/99999999999999999999', 200, $def,         'image/png'],
+        # In the store but not published: the responder decides.
         ['GET',     '/1003',           200, $def,               'image/png'],    # symlink out
         ['GET',     '/1004',           200, $def,               'image/png'],    # text
         ['GET',     '/1006',           200, $def,               'image/png'],    # cut short
+        ['GET',     '/1008?s=64',      200, $def,               'image/png'],    # cut JPEG
+        ['GET',     '/3001',           200, $def,               'image/png'],    # .jpeg
+        ['GET',     '/3002.webp',      200, undef,              'image/webp'],   # .gif
+        ['HEAD',    '/avatar/3003',    200, undef,              'image/png'],    # .webp
         ['GET',     '/1000?x=1',       200, "$av/1000.png",     'image/png'],
         ['GET',     '/1000?s=64&s=32', 200, undef,              'image/png'],
         ['GET',     '/1000?v=1&v=2',   200, "$av/1000.png",     'image/png'],
@@ -161,12 +220,13 @@ sub fastpath_e2e {
     }
 
     # Range and validators on an answer the responder makes (the default
-    # avatar for a missing id): the same as on the front server's own.
+    # avatar for an id whose original is refused): the same as on the
+    # front server's own.
     {
-        my $g = http($p, GET => '/999');
+        my $g = http($p, GET => '/1004');
         my $n = $served->();
-        my $r = http($p, GET => '/999', headers => ['Range: bytes=0-9']);
-        my $c = http($p, GET => '/999', headers => ['If-None-Match: ' . (hdr($g, 'ETag') // '"none"')]);
+        my $r = http($p, GET => '/1004', headers => ['Range: bytes=0-9']);
+        my $c = http($p, GET => '/1004', headers => ['If-None-Match: ' . (hdr($g, 'ETag') // '"none"')]);
         subtest 'responder: Range and If-None-Match on the default avatar' => sub {
             is $served->() - $n - $self, 2, 'both reached the responder';
             is $r->{status}, 206, 'Range: 206';
@@ -178,7 +238,7 @@ sub fastpath_e2e {
     # The fallback keeps its connection to the responder (nginx, bytes mode:
     # fastcgi_keep_conn): after the requests above, nginx still holds one.
     if ($o{keep_conn}) {
-        http($p, GET => '/999') for 1 .. 3;
+        http($p, GET => '/1004') for 1 .. 3;
         my @est = grep { /\Q$st->{run}\E\/avatar\.sock/ } `ss -xHn state established`;
         ok @est > 0, 'nginx keeps its connection to the responder open after fallback requests ('
             . @est . ' sockets)';
@@ -228,7 +288,8 @@ sub fastpath_e2e {
         /64/1000.png /_avatars/.pub/full/1000.png /_avatars/1000.png /-/1000.png
         /..%2f.pub%2ffull%2f1000.png /%2e%2e/etc/passwd /1000/../.pub/full/1000.png
         /%2epub/full/1000.png /%2Epub/64/1000.png /avatar/../.pub/full/1000.png /.pub/full/x/1000.webp
-        /./.pub/full/1000.png)) {
+        /./.pub/full/1000.png /default /default.png /avatar/default.png /full/default.png
+        /.pub/full/default.png)) {
         my $r = http($p, GET => $path);
         subtest "GET $path" => sub {
             ok $r->{status} == 404 || $r->{status} == 400 || ($r->{status} == 200 && $r->{body} eq slurp($def)),
@@ -307,6 +368,58 @@ sub fastpath_e2e {
     }
 
     stop_stack($st);
+
+    # The default's names follow the options of the last publish: a restart
+    # with --missing 404 takes them out, and the front server asks the
+    # responder, which answers 404; one with another --default-id
+    # publishes that avatar as the default.
+    {
+        my $s4 = start_stack(server => $front, mode => $o{mode}, fastpath => 1, avatars => $av,
+            args => ['--missing', '404']);
+        my @left = glob("$pub/*/default.* $pub/*/x/default.*");
+        my $n = $served->($s4->{port});
+        my @r = map { http($s4->{port}, GET => $_) } ('/999', '/999?s=64', '/999.webp');
+        my $moved = $served->($s4->{port}) - $n - $self;
+        subtest "--missing 404: $front asks the responder for a missing id" => sub {
+            is "@left", '', 'no default.EXT is left in .pub';
+            is $moved, 3, 'the responder answered all three';
+            is $_->{status}, 404, 'status 404' for @r;
+            is hdr($r[0], 'Cache-Control'), $SHORT, 'the short lifetime';
+        };
+        stop_stack($s4);
+    }
+    {
+        my $s5 = start_stack(server => $front, mode => $o{mode}, fastpath => 1, avatars => $av,
+            args => ['--default-id', '2000']);
+        my $n = $served->($s5->{port});
+        my $r = http($s5->{port}, GET => '/999');
+        my $moved = $served->($s5->{port}) - $n - $self;
+        subtest "--default-id 2000: $front sends 2000.gif for a missing id" => sub {
+            ok -f "$pub/full/default.gif" && !-e "$pub/full/default.png", '.pub/full/default.gif, no default.png';
+            is $moved, 0, 'the responder was not asked';
+            is $r->{status}, 200, 'status 200';
+            is hdr($r, 'Content-Type'), 'image/gif', 'Content-Type image/gif';
+            ok $r->{body} eq slurp("$av/2000.gif"), 'the bytes of 2000.gif';
+            is hdr($r, 'Cache-Control'), $SHORT, 'the short lifetime';
+        };
+        stop_stack($s5);
+    }
+    {
+        # A default id with no file: nothing to publish, and what the last
+        # run published is taken out.
+        my $s6 = start_stack(server => $front, mode => $o{mode}, fastpath => 1, avatars => $av,
+            args => ['--default-id', '4000']);
+        my @left = glob("$pub/*/default.* $pub/*/x/default.*");
+        my $n = $served->($s6->{port});
+        my $r = http($s6->{port}, GET => '/999');
+        my $moved = $served->($s6->{port}) - $n - $self;
+        subtest "--default-id 4000 (no such file): $front asks the responder" => sub {
+            is "@left", '', 'no default.EXT is left in .pub';
+            is $moved, 1, 'the responder answered';
+            is $r->{status}, 404, 'status 404';
+        };
+        stop_stack($s6);
+    }
 }
 
 1;
