@@ -110,9 +110,10 @@ for my $k ('', '-k') {
 
 stop_stack($st);
 
-# The fast path over TLS and HTTP/2: nginx answers published ids from
-# DIR/.pub itself (the responder's avatar_requests_total does not move),
-# the rest goes to the responder (it moves by one).
+# The fast path over TLS and HTTP/2: nginx answers published ids, and
+# ids the store does not have, from DIR/.pub itself (the responder's
+# avatar_requests_total does not move), the rest goes to the responder
+# (it moves by one).
 {
     mkdir "$tmp/fp" or die "$tmp/fp: $!";
     my $fav = make_avatars("$tmp/fp");
@@ -127,7 +128,8 @@ stop_stack($st);
         ['/1001.png?v=2',  'nginx',     "$fpub/full/1001.jpg", 'image/jpeg', $YEAR],
         ['/1000?s=64',     'nginx',     "$fpub/64/1000.png",   'image/png',  $LIVE],
         ['/avatar/1002.gif', 'nginx',   "$fpub/full/1002.gif", 'image/gif',  $LIVE],
-        ['/999',           'responder', "$fav/-1.png",         'image/png',  $SHORT],
+        ['/999',           'nginx',     "$fpub/full/default.png", 'image/png', $SHORT],
+        ['/1004',          'responder', "$fav/-1.png",         'image/png',  $SHORT],
         ['/1000?x=1',      'responder', "$fav/1000.png",       'image/png',  $LIVE],
         ['/01000',         'responder', "$fav/-1.png",         'image/png',  $SHORT],
     );
