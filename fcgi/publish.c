@@ -381,11 +381,11 @@ publish_default(const struct conf *c)
 }
 
 /* Every id with an original, then every published id without one, then
- * the default avatar's names. */
+ * the default avatar's names if neither pass published its id. */
 static int
 publish_all(const struct conf *c, struct publish_result *sum, unsigned *ids)
 {
-	int rc = 0;
+	int rc = 0, seen_default = 0;
 
 	for (int pass = 0; pass < 2; pass++) {
 		int fd = pass == 0 ? dup(c->dirfd) : openat(c->dirfd, PUBLISH_DIR "/full",
@@ -421,12 +421,14 @@ publish_all(const struct conf *c, struct publish_result *sum, unsigned *ids)
 					continue;
 			}
 			(*ids)++;
+			seen_default |= id == c->default_id;
 			if (publish_one(c, id, sum) == -1)
 				rc = -1;
 		}
 		closedir(d);
 	}
-	publish_default(c);
+	if (!seen_default)
+		publish_default(c);
 	return rc;
 }
 
