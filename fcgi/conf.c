@@ -392,6 +392,8 @@ static const struct opt opts[] = {
 	  "processes that decode and store uploads (never the read workers)" },
 	{ "upload-queue", "AVATAR_UPLOAD_QUEUE", "N", "8", INTEGER(upload_queue, 1, 1024),
 	  "uploads one read worker may have waiting; more get 503" },
+	{ "job-limit", "AVATAR_JOB_LIMIT", "SECONDS", "60", INTEGER(job_limit, 1, 86400),
+	  "an upload process whose job runs longer is killed and restarted" },
 	{ "max-pixels", "AVATAR_MAX_PIXELS", "N", "16800000", SETTER(set_max_pixels),
 	  "largest upload in pixels (width x height x frames), from its header" },
 	{ "max-frames", "AVATAR_MAX_FRAMES", "N", "100", INTEGER(max_frames, 1, 10000),

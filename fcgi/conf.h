@@ -61,6 +61,7 @@ struct conf {
 	/* The write path: upload processes and the limits of image.c. */
 	int64_t upload_workers;		/* processes doing image work */
 	int64_t upload_queue;		/* jobs one read worker may have waiting */
+	int64_t job_limit;		/* seconds one upload or variants job may take */
 	uint64_t max_pixels;
 	int64_t max_frames;
 	int64_t max_side;

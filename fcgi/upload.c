@@ -48,6 +48,19 @@ struct reply_msg {
 	char body[UPLOAD_REPLY_MAX];
 };
 
+/*
+ * What one upload process is doing, in memory it shares with the manager:
+ * since when (clock_ms; 0: waiting for a job) and which job. A job that
+ * runs over --job-limit is one libvips will not finish (a hang, or an
+ * image that takes minutes): the manager kills the process, as nothing
+ * inside it can be trusted to stop it, and starts another.
+ */
+struct job_watch {
+	int64_t since;		/* written last, read first (atomics) */
+	int64_t id;
+	uint32_t method;
+};
+
 /* ---- the read worker's side ---------------------------------------------- */
 
 /* A sealed memfd, so the upload process reads exactly what was received. */
@@ -493,7 +506,7 @@ serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
 }
 
 static int
-uploader_run(const struct conf *c, int qfd)
+uploader_run(const struct conf *c, int qfd, struct job_watch *w)
 {
 	struct sigaction sa;
 	const char *why = NULL;
@@ -528,7 +541,11 @@ uploader_run(const struct conf *c, int qfd)
 			break;
 		if (r < 0)
 			continue;
+		w->id = m.id;
+		w->method = m.method;
+		__atomic_store_n(&w->since, clock_ms(), __ATOMIC_RELEASE);
 		serve_job(c, &m, reply_fd, bfd);
+		__atomic_store_n(&w->since, 0, __ATOMIC_RELEASE);
 		if (reply_fd >= 0)
 			close(reply_fd);
 		if (bfd >= 0)
@@ -544,16 +561,9 @@ struct uploader {
 	int64_t restart_at;	/* ms; when a dead one may start again */
 	unsigned fails;		/* quick deaths in a row */
 	int64_t started;
+	struct job_watch *watch;	/* shared; NULL for the publisher */
+	int killed;		/* killed for --job-limit, not reaped yet */
 };
-
-static int64_t
-now_ms(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Slot n (one past the upload processes) is the watcher, with --publish. */
 static void
@@ -563,7 +573,7 @@ uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd, int w
 
 	if (pid == -1) {
 		log_warn("upload: fork");
-		u->restart_at = now_ms() + 1000;
+		u->restart_at = clock_ms() + 1000;
 		return;
 	}
 	if (pid == 0) {
@@ -572,10 +582,49 @@ uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd, int w
 			close(qfd);
 			_exit(publish_watch(c));
 		}
-		_exit(uploader_run(c, qfd));
+		_exit(uploader_run(c, qfd, u->watch));
 	}
 	u->pid = pid;
-	u->started = now_ms();
+	u->started = clock_ms();
+	u->killed = 0;
+}
+
+static const char *
+method_name(uint32_t method)
+{
+	return method == UPLOAD_PUT ? "PUT" : method == UPLOAD_DELETE ? "DELETE" :
+	    method == UPLOAD_VARIANTS ? "variants job" : "job";
+}
+
+/* Kills the upload processes whose job has run over --job-limit; they
+ * are restarted when reaped. Returns the ms until the next check is due
+ * (-1: no job is running). */
+static int64_t
+enforce_limit(const struct conf *c, struct uploader *ups, unsigned n, int64_t now)
+{
+	int64_t limit = c->job_limit * 1000, next = -1;
+
+	for (unsigned i = 0; i < n; i++) {
+		int64_t since;
+
+		if (ups[i].pid <= 0 || ups[i].killed ||
+		    (since = __atomic_load_n(&ups[i].watch->since, __ATOMIC_ACQUIRE)) == 0)
+			continue;
+		if (now - since < limit) {
+			if (next < 0 || since + limit - now < next)
+				next = since + limit - now;
+			continue;
+		}
+		/* SIGKILL: a hung process may be stopped or deep in a
+		 * library; the store holds the old avatar or the new one
+		 * whole, and its temporary files go when the next starts. */
+		log_warnx("upload: %s %lld ran over --job-limit (%lld s): upload process %ld "
+		    "killed; a new one starts", method_name(ups[i].watch->method),
+		    (long long)ups[i].watch->id, (long long)c->job_limit, (long)ups[i].pid);
+		kill(ups[i].pid, SIGKILL);
+		ups[i].killed = 1;
+	}
+	return next;
 }
 
 /* A death within a second of the start doubles the wait, up to 5 s, so a
@@ -583,7 +632,7 @@ uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd, int w
 static void
 uploader_died(struct uploader *u)
 {
-	int64_t now = now_ms();
+	int64_t now = clock_ms();
 
 	u->pid = 0;
 	u->fails = now - u->started < 1000 ? u->fails + 1 : 0;
@@ -596,6 +645,7 @@ static int
 manager_run(const struct conf *c, int qfd)
 {
 	struct uploader ups[MAX_UPLOADERS + 1];
+	struct job_watch *watches;
 	unsigned n = (unsigned)c->upload_workers, nw;
 	struct signalfd_siginfo si;
 	sigset_t set;
@@ -605,6 +655,16 @@ manager_run(const struct conf *c, int qfd)
 		n = MAX_UPLOADERS;
 	nw = n + (c->publish ? 1 : 0);
 	memset(ups, 0, sizeof(ups));
+	/* One watch per upload process, shared with it across its fork and
+	 * every restart. */
+	watches = mmap(NULL, n * sizeof(*watches), PROT_READ | PROT_WRITE,
+	    MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (watches == MAP_FAILED) {
+		log_err("upload: shared memory");
+		return 1;
+	}
+	for (unsigned i = 0; i < n; i++)
+		ups[i].watch = &watches[i];
 	/* If the supervisor is killed outright, the manager goes too. */
 	(void)prctl(PR_SET_PDEATHSIG, SIGTERM);
 	sigemptyset(&set);
@@ -622,7 +682,7 @@ manager_run(const struct conf *c, int qfd)
 	}
 	for (;;) {
 		struct pollfd pfd[2];
-		int64_t now = now_ms(), wait = -1;
+		int64_t now = clock_ms(), wait = -1, check;
 		unsigned alive = 0;
 
 		for (unsigned i = 0; i < nw; i++) {
@@ -640,6 +700,8 @@ manager_run(const struct conf *c, int qfd)
 		}
 		if (stopping && alive == 0)
 			break;
+		if ((check = enforce_limit(c, ups, n, now)) >= 0 && (wait < 0 || check < wait))
+			wait = check;
 		pfd[0].fd = sfd;
 		pfd[0].events = POLLIN;
 		/* POLLRDHUP alone: woken when the last submitter is gone,
@@ -668,9 +730,12 @@ manager_run(const struct conf *c, int qfd)
 			while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
 				for (unsigned i = 0; i < nw; i++)
 					if (ups[i].pid == pid) {
-						if (!stopping)
+						if (!stopping && !ups[i].killed)
 							log_warnx("upload process %ld ended (status %d); restarting",
 							    (long)pid, status);
+						if (ups[i].watch != NULL)
+							__atomic_store_n(&ups[i].watch->since, 0,
+							    __ATOMIC_RELEASE);
 						uploader_died(&ups[i]);
 					}
 		} else if (!stopping) {

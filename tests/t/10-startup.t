@@ -48,6 +48,8 @@ my @cases = (
     [ [qw(--log-level loud)],        {}, '--log-level' ],
     [ [qw(--upload-workers 0)],      {}, '--upload-workers' ],
     [ [qw(--upload-queue 2k)],       {}, '--upload-queue' ],
+    [ [qw(--job-limit 0)],           {}, '--job-limit' ],
+    [ [],                            { AVATAR_JOB_LIMIT => '86401' }, 'AVATAR_JOB_LIMIT' ],
     [ [qw(--max-pixels 0)],          {}, '--max-pixels' ],
     [ [qw(--max-frames 10001)],      {}, '--max-frames' ],
     [ [qw(--max-side 8)],            {}, '--max-side' ],

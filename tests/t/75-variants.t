@@ -347,6 +347,23 @@ sub lazy_one {
     check_case($st, $av, ['P', '/3001.webp?s=64', undef, 'webp', 64, 0, $LIVE], "$label, made again");
 }
 
+# What the upload processes are doing, for a failure's diagnostics: each
+# one's state, kernel wait channel and CPU ticks, the load, and the log's
+# end (a starved process is R with ticks rising; a hung one S, still).
+sub upload_state {
+    my ($st) = @_;
+    my @out;
+    for my $p (upload_pids($st)) {
+        my $stat = slurp_or_empty("/proc/$p/stat") =~ s/^.*\) //r;
+        my $wchan = slurp_or_empty("/proc/$p/wchan");
+        push @out, "upload process $p: state " . (split ' ', $stat)[0] . ", wchan $wchan, CPU ticks "
+            . cpu_ticks($p) . ', ' . scalar(() = glob "/proc/$p/task/*") . ' threads';
+    }
+    push @out, 'load average: ' . slurp_or_empty('/proc/loadavg');
+    my @log = split /\n/, slurp_or_empty("$st->{run}/avatar.log");
+    return join "\n", @out, 'avatar.log ends:', @log[($#log > 15 ? $#log - 15 : 0) .. $#log];
+}
+
 # 50 concurrent requests for a hand-filled original that has no variant.
 sub burst {
     my ($st, $av, $label) = @_;
@@ -377,7 +394,7 @@ sub burst {
     waitpid $_, 0 for @kids;
     my $file;
     ok poll_until(sub { ($file) = grep { -s } glob "$av/.v/64/3005.*.png"; $file && made_lines($st, 3005, $log0) }, 30),
-        "$label: the variants of the hand-filled 3005 are made";
+        "$label: the variants of the hand-filled 3005 are made" or diag upload_state($st);
     # Sentinels: two more ids queued after the burst's jobs, one per upload
     # process; when both are made, every job queued before them is done.
     hand_fill($av, $_, $HAND2) for 3006, 3007;
