@@ -75,6 +75,7 @@ worker(unsigned slot, void *p)
 	/* Each worker builds its own cache after the fork. */
 	resolve_init(w->c->dirfd, w->c->mode == MODE_BYTES,
 	    (size_t)w->c->cache_file_max, (size_t)w->c->cache_size);
+	upload_worker_init();
 	return server_run(w->c, w->listen_fd, w->upload_fd);
 }
 
@@ -83,6 +84,7 @@ main(int argc, char **argv)
 {
 	static struct conf c;
 	struct worker_arg w;
+	struct pool_sidecar manager = { "upload manager", 0, upload_manager_start };
 	int rc;
 
 	/* A tool for the site's operators, not a server: no socket, no dir. */
@@ -112,7 +114,7 @@ main(int argc, char **argv)
 	 * found missing (with sizes or formats configured). */
 	w.upload_fd = -1;
 	if (c.keys.n > 0 || c.variants.nsizes > 0 || c.variants.formats != 0 || c.publish) {
-		if ((w.upload_fd = upload_start(&c, w.listen_fd)) == -1) {
+		if ((w.upload_fd = upload_start(&c, w.listen_fd, &manager.pid)) == -1) {
 			perror("avatar.fcgi: upload processes");
 			return 2;
 		}
@@ -123,8 +125,9 @@ main(int argc, char **argv)
 		rc = worker(STATS_SLOTS - 1, &w);
 	} else {
 		supervisor_listen_fd = w.listen_fd;
+		/* The supervisor restarts a dead upload manager too. */
 		rc = pool_run((unsigned)c.workers, (unsigned)c.timeout + 5, worker,
-		    &w, release_socket);
+		    &w, release_socket, w.upload_fd >= 0 ? &manager : NULL);
 	}
 	sock_cleanup();
 	return rc;

@@ -60,6 +60,11 @@ struct pool {
 	unsigned gen;		/* bumped by every SIGHUP */
 	int64_t drain_ms;	/* how long a process may take to stop */
 	int stopping;
+	/* The sidecar (pool.h), when there is one: restarted like a seat. */
+	struct pool_sidecar side;
+	int has_side;
+	int64_t side_started, side_restart_at;
+	unsigned side_fails;
 	struct seat seat[MAX_SEATS];
 	struct proc proc[MAX_PROCS];
 };
@@ -206,6 +211,9 @@ pool_next(const struct pool *p, int64_t now)
 		if (pr->pid > 0 && pr->seat < 0 && (next < 0 || pr->kill_at < next))
 			next = pr->kill_at;
 	}
+	if (p->has_side && !p->stopping && p->side.pid <= 0 && p->side_restart_at > now &&
+	    (next < 0 || p->side_restart_at < next))
+		next = p->side_restart_at;
 	return next;
 }
 
@@ -243,6 +251,43 @@ pool_backoff(unsigned *fails, int64_t started, int64_t now)
 	return now + (d > 5000 ? 5000 : d);
 }
 
+/* The sidecar died: its restart is due after the back-off, unless the
+ * pool is stopping (then it was told to go, or its queue was closed). */
+static void
+side_died(struct pool *p, int status, int64_t now)
+{
+	pid_t pid = p->side.pid;
+
+	p->side.pid = 0;
+	if (p->stopping)
+		return;
+	if (WIFSIGNALED(status))
+		log_warnx("%s %ld killed by signal %d; restarting", p->side.name,
+		    (long)pid, WTERMSIG(status));
+	else
+		log_warnx("%s %ld exited with status %d; restarting", p->side.name,
+		    (long)pid, WEXITSTATUS(status));
+	p->side_restart_at = pool_backoff(&p->side_fails, p->side_started, now);
+}
+
+/* Starts the sidecar again when its back-off is over. */
+static void
+side_fill(struct pool *p, int64_t now)
+{
+	pid_t pid;
+
+	if (!p->has_side || p->side.pid > 0 || p->side_restart_at > now)
+		return;
+	if ((pid = p->side.start(p->sfd)) == -1) {
+		log_warn("%s: fork", p->side.name);
+		p->side_restart_at = now + 1000;
+		return;
+	}
+	p->side.pid = pid;
+	p->side_started = now;
+	log_info("%s %ld started", p->side.name, (long)pid);
+}
+
 /* Collects dead children; schedules the refill of the seats they held. */
 static void
 pool_reap(struct pool *p)
@@ -255,6 +300,10 @@ pool_reap(struct pool *p)
 		struct seat *st;
 		int64_t now = clock_ms();
 
+		if (p->has_side && pid == p->side.pid) {
+			side_died(p, status, now);
+			continue;
+		}
 		for (int i = 0; i < MAX_PROCS && pr == NULL; i++)
 			if (p->proc[i].pid == pid)
 				pr = &p->proc[i];
@@ -337,7 +386,7 @@ pool_signals_init(struct pool *p)
 
 int
 pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
-    void *arg, void (*on_stop)(void))
+    void *arg, void (*on_stop)(void), const struct pool_sidecar *side)
 {
 	struct signalfd_siginfo si[16];
 	struct pool *p;
@@ -356,6 +405,11 @@ pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
 	p->arg = arg;
 	p->nseats = nworkers;
 	p->drain_ms = (int64_t)drain_seconds * 1000;
+	if (side != NULL) {
+		p->side = *side;
+		p->has_side = 1;
+		p->side_started = clock_ms();
+	}
 	for (unsigned s = 0; s < nworkers; s++)
 		p->seat[s].slot = -1;
 	if (pool_signals_init(p) == -1) {
@@ -371,8 +425,10 @@ pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
 		int64_t now = clock_ms(), next;
 		ssize_t n;
 
-		if (!p->stopping)
+		if (!p->stopping) {
 			pool_fill(p, now);
+			side_fill(p, now);
+		}
 		pool_kill_overdue(p, now);
 		if (pool_publish(p) == 0 && p->stopping)
 			break;

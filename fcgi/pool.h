@@ -16,9 +16,25 @@
 #define AVATAR_POOL_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 /* Called in each new worker with its stats slot; returns the exit status. */
 typedef int pool_worker_fn(unsigned slot, void *arg);
+
+/*
+ * A process the supervisor keeps alive beside its workers (the upload
+ * manager, upload.h): pid is the one running now; when it dies, start()
+ * forks another, with the workers' back-off, until a stop begins. At a
+ * stop the pool does not wait for it: it ends by itself once the workers
+ * are gone.
+ */
+struct pool_sidecar {
+	const char *name;	/* for the log */
+	pid_t pid;
+	/* Forks it; returns the new pid, or -1. not_inherited: a descriptor
+	 * of the supervisor the new process must close. */
+	pid_t (*start)(int not_inherited);
+};
 
 /*
  * Runs the pool until it is told to stop; returns the exit status.
@@ -26,9 +42,10 @@ typedef int pool_worker_fn(unsigned slot, void *arg);
  * the supervisor when a stop begins, before the workers are told: it lets
  * go of the supervisor's copy of the listening socket, so that the workers
  * are its last holders and the last of them to stop accepting closes it.
+ * side: NULL, or a process to keep alive beside the workers.
  */
 int pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
-    void *arg, void (*on_stop)(void));
+    void *arg, void (*on_stop)(void), const struct pool_sidecar *side);
 
 /*
  * The crash back-off, for the pool's workers and for any other process

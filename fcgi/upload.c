@@ -7,6 +7,7 @@
 #include "clock.h"
 #include "image.h"
 #include "log.h"
+#include "pool.h"
 #include "stats.h"
 #include "store.h"
 #include "variant.h"
@@ -627,18 +628,12 @@ enforce_limit(const struct conf *c, struct uploader *ups, unsigned n, int64_t no
 	return next;
 }
 
-/* A death within a second of the start doubles the wait, up to 5 s, so a
- * crash loop cannot spin; a process that lived restarts at once. */
+/* The pool's crash back-off: a crash loop cannot spin. */
 static void
 uploader_died(struct uploader *u)
 {
-	int64_t now = clock_ms();
-
 	u->pid = 0;
-	u->fails = now - u->started < 1000 ? u->fails + 1 : 0;
-	u->restart_at = now + (u->fails ? (100LL << (u->fails < 6 ? u->fails - 1 : 6)) : 0);
-	if (u->restart_at - now > 5000)
-		u->restart_at = now + 5000;
+	u->restart_at = pool_backoff(&u->fails, u->started, clock_ms());
 }
 
 static int
@@ -748,44 +743,76 @@ manager_run(const struct conf *c, int qfd)
 	return 0;
 }
 
-int
-upload_start(const struct conf *c, int close_in_child)
+/* What a new manager needs, kept by the process that started the first
+ * (the supervisor): the queue's receiving end, so that jobs wait in it
+ * while no manager runs, and the descriptor a manager must not hold. */
+static struct {
+	const struct conf *c;
+	int qfd;
+	int submit_fd;		/* never the manager's: its end is how it stops */
+	int close_in_child;
+} mgr = { NULL, -1, -1, -1 };
+
+pid_t
+upload_manager_start(int not_inherited)
 {
-	int sv[2], ready[2];
+	int ready[2];
 	pid_t pid;
 	char b;
 
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+	if (mgr.qfd < 0 || pipe2(ready, O_CLOEXEC) == -1)
 		return -1;
-	if (pipe2(ready, O_CLOEXEC) == -1) {
-		close(sv[0]);
-		close(sv[1]);
-		return -1;
-	}
 	if ((pid = fork()) == -1) {
-		close(sv[0]);
-		close(sv[1]);
 		close(ready[0]);
 		close(ready[1]);
 		return -1;
 	}
 	if (pid == 0) {
-		close(sv[0]);
 		close(ready[0]);
-		if (close_in_child >= 0)
-			close(close_in_child);
+		close(mgr.submit_fd);
+		if (not_inherited >= 0)
+			close(not_inherited);
+		if (mgr.close_in_child >= 0)
+			close(mgr.close_in_child);
 		/* Named before anything can look at it: ps, and the tests'
 		 * count of read workers, tell the manager apart by its name. */
 		(void)prctl(PR_SET_NAME, "avatar-uploads");
 		close(ready[1]);
-		_exit(manager_run(c, sv[1]));
+		_exit(manager_run(mgr.c, mgr.qfd));
 	}
-	close(sv[1]);
 	close(ready[1]);
 	/* End of file once the manager has its name (or has died). */
 	while (read(ready[0], &b, 1) == -1 && errno == EINTR)
 		;
 	close(ready[0]);
+	return pid;
+}
+
+int
+upload_start(const struct conf *c, int close_in_child, pid_t *manager)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) == -1)
+		return -1;
+	mgr.c = c;
+	mgr.qfd = sv[1];
+	mgr.submit_fd = sv[0];
+	mgr.close_in_child = close_in_child;
+	if ((*manager = upload_manager_start(-1)) == -1) {
+		close(sv[0]);
+		close(sv[1]);
+		mgr.qfd = -1;
+		return -1;
+	}
 	(void)fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
 	return sv[0];
+}
+
+void
+upload_worker_init(void)
+{
+	if (mgr.qfd >= 0)
+		close(mgr.qfd);
+	mgr.qfd = -1;
 }

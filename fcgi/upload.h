@@ -18,6 +18,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "conf.h"
 
@@ -46,10 +47,23 @@ struct upload_reply {
 /*
  * Forks the manager and its upload processes. Returns the submitting end of
  * the job queue (non-blocking, inherited by every read worker), or -1 with
- * errno set. close_in_child: a descriptor the manager must not keep (the
- * listening socket: its last holder decides when connections are refused).
+ * errno set, and the manager's pid in *manager. close_in_child: a
+ * descriptor the manager must not keep (the listening socket: its last
+ * holder decides when connections are refused). The caller keeps the
+ * queue's receiving end too, so that it can start another manager.
  */
-int upload_start(const struct conf *c, int close_in_child);
+int upload_start(const struct conf *c, int close_in_child, pid_t *manager);
+
+/*
+ * Forks a new manager on the same queue, after upload_start, in the same
+ * process: for a supervisor whose manager died. Jobs sent meanwhile have
+ * waited in the queue. not_inherited (or -1): another descriptor the new
+ * manager closes. Returns its pid, or -1 with errno set.
+ */
+pid_t upload_manager_start(int not_inherited);
+
+/* In a read worker: lets go of the queue's receiving end it inherited. */
+void upload_worker_init(void);
 
 /*
  * Submits a job. reply_fd NULL: an UPLOAD_VARIANTS job, never answered.

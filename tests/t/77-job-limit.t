@@ -1,5 +1,6 @@
 #!/usr/bin/perl
-# 77-job-limit: an upload process whose job never ends is killed when the
+# 77-job-limit: the write path's processes are kept alive.
+# An upload process whose job never ends is killed when the
 # job has run --job-limit seconds, and a new one takes the next jobs. The
 # hang is made with SIGSTOP on the process that holds the job (it makes no
 # progress, as a deadlock in a library would), for both kinds of job:
@@ -8,6 +9,10 @@
 #     the next PUT is stored;
 #   - a variants job (a read found a size missing): reads never notice,
 #     the log names it, and the next variants job is done.
+# And the upload manager itself, killed with SIGKILL, is started again by
+# the supervisor, with new upload processes; a PUT sent while none runs
+# (the supervisor is held with SIGSTOP meanwhile) waits in the queue and
+# is stored.
 use strict;
 use warnings;
 use FindBin;
@@ -19,7 +24,7 @@ our ($UTMP, $MTIME);
 need_tools(qw(curl spawn-fcgi nginx convert));
 has_options(qw(job-limit upload-workers)) or done_testing(), exit;
 
-my $LIMIT = 4;
+my $LIMIT = 6;
 # Pictures that take libvips a while (noise does not compress), and small ones.
 my $BIG  = draw('j-big.jpg', '-size', '2000x2000', 'xc:gray', '+noise', 'Random', '-quality', '95');
 my $OLD  = draw('j-old.png', '-size', '64x64', 'gradient:red-blue');
@@ -28,7 +33,7 @@ my $NEXT = draw('j-next.png', '-size', '80x80', 'gradient:green-white');
 my $tmp = tempdir('e2e-limit-XXXXXX', TMPDIR => 1, CLEANUP => 1);
 my $av = make_avatars($tmp);
 my $st = start_stack(server => 'nginx', mode => 'bytes', avatars => $av,
-    args => ['--key-file', key_file(), '--upload-workers', 1, '--timeout', 2, '--job-limit', $LIMIT]);
+    args => ['--key-file', key_file(), '--upload-workers', 1, '--timeout', 4, '--job-limit', $LIMIT]);
 my @stopped;    # let go at the end whatever happened, or the stack cannot stop
 END { kill 'CONT', @stopped if @stopped }
 
@@ -116,6 +121,45 @@ sub replaced {
     get_url($st->{url}, '/3301?s=64');
     ok poll_until(sub { glob "$av/.v/64/3301.*.png" }, 30), 'the next variants job (3301) is done';
     ok poll_until(sub { !all_tmp() }, 10), 'no temporary file is left' or diag join ' ', all_tmp();
+}
+
+# ---- the upload manager killed ------------------------------------------------------
+{
+    my $sup = responder_pid($st);
+    # The manager: the supervisor's one child with children of its own.
+    my $manager = sub { (grep { my @k = kids_of($_); @k } kids_of($sup))[0] };
+    my $old = $manager->();
+    my @old_ups = upload_pids($st);
+    ok $old && @old_ups == 1, "the upload manager ($old) and its upload process (@old_ups)";
+    # Held, the supervisor cannot start another manager yet: the PUT below
+    # is sent while no upload process runs at all.
+    kill 'STOP', $sup;
+    push @stopped, $sup;
+    kill 'KILL', $old;
+    ok poll_until(sub { !alive_pid($old) && !grep { alive_pid($_) } @old_ups }, 20),
+        'SIGKILL to the manager: it is gone, and its upload process with it';
+    my $res = "$UTMP/j-mgr.status";
+    my $kid = fork // die "fork: $!";
+    if (!$kid) {
+        my $r = eval { put_file($st->{url}, 3400, sign_cli(PUT => 3400), $NEXT) };
+        spew($res, $r ? "$r->{status} $r->{body}" : 'none');
+        POSIX::_exit(0);
+    }
+    # Time for the PUT to reach the queue (if it takes longer, the checks
+    # below still hold; they only prove less).
+    Time::HiRes::sleep(0.5);
+    kill 'CONT', $sup;
+    my $new;
+    ok poll_until(sub { $new = $manager->(); $new && $new != $old }, 20),
+        'the supervisor starts a new upload manager' or diag log_text();
+    like log_text(), qr/upload manager $old killed by signal 9; restarting/, 'and logs why';
+    ok poll_until(sub { my @p = upload_pids($st); @p == 1 && !grep { $_ == $old_ups[0] } @p }, 20),
+        'with a new upload process';
+    waitpid $kid, 0;
+    like slurp_or_empty($res), qr/^201 /, 'the PUT sent while none ran waited in the queue and is stored: 201';
+    is get_url($st->{url}, '/3400')->{body}, id_bytes($av, 3400), 'GET /3400 serves it';
+    my $r = get_url($st->{url}, '/3300?s=32');
+    ok $r->{status} == 200, 'reads went on';
 }
 
 stop_stack($st);
