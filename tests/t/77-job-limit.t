@@ -61,6 +61,20 @@ sub stop_when_busy {
     return $pid;
 }
 
+# A signed PUT from a child process; returns its pid and the file that
+# will hold "STATUS BODY".
+sub put_in_child {
+    my ($id, $file) = @_;
+    my $res = "$UTMP/j-put.$id.status";
+    my $kid = fork // die "fork: $!";
+    if (!$kid) {
+        my $r = eval { put_file($st->{url}, $id, sign_cli(PUT => $id), $file) };
+        spew($res, $r ? "$r->{status} $r->{body}" : 'none');
+        POSIX::_exit(0);
+    }
+    return ($kid, $res);
+}
+
 # Temporary files anywhere in the store (the avatars' and the variants').
 sub all_tmp { grep { m{/\.tmp-[^/]*$} } glob("$av/.tmp-* $av/.v/*/.tmp-*") }
 
@@ -82,13 +96,7 @@ sub replaced {
     my $r = put_file($st->{url}, 3200, sign_cli(PUT => 3200), $OLD);
     is $r->{status}, 201, 'PUT /3200 (a small PNG): 201';
     my $old = id_bytes($av, 3200);
-    my $res = "$UTMP/j-put.status";
-    my $kid = fork // die "fork: $!";
-    if (!$kid) {
-        my $r = eval { put_file($st->{url}, 3200, sign_cli(PUT => 3200), $BIG) };
-        spew($res, $r ? "$r->{status} $r->{body}" : 'none');
-        POSIX::_exit(0);
-    }
+    my ($kid, $res) = put_in_child(3200, $BIG);
     my $victim = stop_when_busy();
     ok $victim, 'PUT /3200 (a 2000x2000 JPEG): its upload process is stopped while it holds the job';
     waitpid $kid, 0;
@@ -138,13 +146,7 @@ sub replaced {
     kill 'KILL', $old;
     ok poll_until(sub { !alive_pid($old) && !grep { alive_pid($_) } @old_ups }, 20),
         'SIGKILL to the manager: it is gone, and its upload process with it';
-    my $res = "$UTMP/j-mgr.status";
-    my $kid = fork // die "fork: $!";
-    if (!$kid) {
-        my $r = eval { put_file($st->{url}, 3400, sign_cli(PUT => 3400), $NEXT) };
-        spew($res, $r ? "$r->{status} $r->{body}" : 'none');
-        POSIX::_exit(0);
-    }
+    my ($kid, $res) = put_in_child(3400, $NEXT);
     # Time for the PUT to reach the queue (if it takes longer, the checks
     # below still hold; they only prove less).
     Time::HiRes::sleep(0.5);
