@@ -345,10 +345,10 @@ sub fastpath_e2e {
         # The publisher writes every new name before it removes an old one
         # (publish.h), so the JPEG can be served while 1000.png still waits
         # for its turn: wait for it, bounded.
-        my $t0 = time;
-        sleep 0.02 while -e "$pub/full/1000.png" && time - $t0 < 10;
+        my $gone0 = time;
+        sleep 0.02 while -e "$pub/full/1000.png" && time - $gone0 < 10;
         ok !-e "$pub/full/1000.png",
-            sprintf('.pub/full/1000.png is gone (%.0f ms after the JPEG was served)', 1000 * (time - $t0));
+            sprintf('.pub/full/1000.png is gone (%.0f ms after the JPEG was served)', 1000 * (time - $gone0));
 
         spew("$av/.tmpx", "GIF89a but not really an image\n");
         rename "$av/.tmpx", "$av/1002.gif" or die $!;
