@@ -46,6 +46,7 @@ static const struct {
 	[ST_VARIANT_JOBS] = { "variant_jobs", "avatar_variant_jobs_total", "Jobs sent to the upload processes to make missing variants." },
 	[ST_VARIANTS_MADE] = { "variants_made", "avatar_variants_made_total", "Variant files written." },
 	[ST_ESTALE_RETRIES] = { "estale_retries", "avatar_estale_retries_total", "File system calls made again after a transient error: ESTALE from a distributed file system during a concurrent rename, or a name gone between its stat and its open." },
+	[ST_JOBS_KILLED] = { "jobs_killed", "avatar_upload_jobs_killed_total", "Upload processes killed because their job ran over --job-limit." },
 	[ST_MISSING_KNOWN] = { "missing_known", "avatar_missing_known_total", "Lookups of an id with no file answered from memory: the directory had not changed since the id was last found missing." },
 };
 

@@ -32,6 +32,7 @@ enum stats_counter {
 	ST_VARIANTS_MADE,	/* variant files written (upload processes) */
 	ST_ESTALE_RETRIES,	/* file system calls made again (resolve.c, store.h) */
 	ST_MISSING_KNOWN,	/* a missing id answered without a walk (resolve.c) */
+	ST_JOBS_KILLED,		/* upload processes killed for --job-limit (upload.c) */
 	ST_NCOUNTERS
 };
 

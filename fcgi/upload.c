@@ -624,6 +624,7 @@ enforce_limit(const struct conf *c, struct uploader *ups, unsigned n, int64_t no
 		    (long long)ups[i].watch->id, (long long)c->job_limit, (long)ups[i].pid);
 		kill(ups[i].pid, SIGKILL);
 		ups[i].killed = 1;
+		stats_add_shared(ST_JOBS_KILLED, 1);
 	}
 	return next;
 }

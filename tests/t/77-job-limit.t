@@ -39,6 +39,12 @@ END { kill 'CONT', @stopped if @stopped }
 
 sub log_text { slurp_or_empty("$st->{run}/avatar.log") }
 
+# The count of killed jobs in /metrics (through the front server).
+sub killed_count {
+    my $m = get_url($st->{url}, '/metrics')->{body};
+    return $m =~ /^avatar_upload_jobs_killed_total (\d+)$/m ? $1 : undef;
+}
+
 # The one upload process, once it holds a job: the PUT's body (a memfd)
 # or the store's lock file is among its descriptors.
 sub busy_uploader {
@@ -80,12 +86,13 @@ sub all_tmp { grep { m{/\.tmp-[^/]*$} } glob("$av/.tmp-* $av/.v/*/.tmp-*") }
 
 # After the kill: the old process gone, a new one there, the log line.
 sub replaced {
-    my ($victim, $what, $label) = @_;
+    my ($victim, $what, $label, $killed0) = @_;
     my $line;
     ok poll_until(sub { ($line) = log_text() =~ /^(.*\Q$what\E ran over --job-limit \($LIMIT s\).*)$/m }, 30),
         "$label: the log names the job that ran over --job-limit"
         or diag log_text();
     like $line // '', qr/upload process $victim killed; a new one starts/, "$label: and the process it killed";
+    is killed_count(), $killed0 + 1, "$label: avatar_upload_jobs_killed_total grew by one";
     ok poll_until(sub { !alive_pid($victim) }, 10), "$label: the stopped process is gone";
     ok poll_until(sub { my @p = upload_pids($st); @p == 1 && $p[0] != $victim }, 10),
         "$label: a new upload process took its place";
@@ -96,12 +103,13 @@ sub replaced {
     my $r = put_file($st->{url}, 3200, sign_cli(PUT => 3200), $OLD);
     is $r->{status}, 201, 'PUT /3200 (a small PNG): 201';
     my $old = id_bytes($av, 3200);
+    my $killed0 = killed_count() // -1;
     my ($kid, $res) = put_in_child(3200, $BIG);
     my $victim = stop_when_busy();
     ok $victim, 'PUT /3200 (a 2000x2000 JPEG): its upload process is stopped while it holds the job';
     waitpid $kid, 0;
     like slurp_or_empty($res), qr/^503 .*longer than --timeout/, 'its client gets the 503 of --timeout';
-    replaced($victim, 'PUT 3200', 'PUT');
+    replaced($victim, 'PUT 3200', 'PUT', $killed0);
     ok defined $old && (id_bytes($av, 3200) // '') eq $old, 'the store keeps the old avatar of 3200, whole';
     ok poll_until(sub { !all_tmp() }, 10), 'no temporary file is left' or diag join ' ', all_tmp();
     is get_url($st->{url}, '/3200')->{body}, $old, 'GET /3200: the old avatar';
@@ -119,13 +127,14 @@ sub replaced {
         rename "$av/$id.$ext.tmp", "$av/$id.$ext" or die "rename: $!";
     }
     my $orig = slurp("$av/3300.jpg");
+    my $killed0 = killed_count() // -1;
     my $r = get_url($st->{url}, '/3300?s=64');
     ok $r->{status} == 200 && $r->{body} eq $orig, 'GET /3300?s=64: the original at once, and a variants job is sent';
     my $victim = stop_when_busy();
     ok $victim, 'the upload process is stopped while it holds the variants job';
     $r = get_url($st->{url}, '/3300');
     ok $r->{status} == 200 && $r->{body} eq $orig, 'reads go on meanwhile: GET /3300';
-    replaced($victim, 'variants job 3300', 'variants');
+    replaced($victim, 'variants job 3300', 'variants', $killed0);
     get_url($st->{url}, '/3301?s=64');
     ok poll_until(sub { glob "$av/.v/64/3301.*.png" }, 30), 'the next variants job (3301) is done';
     ok poll_until(sub { !all_tmp() }, 10), 'no temporary file is left' or diag join ' ', all_tmp();
