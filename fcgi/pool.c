@@ -60,11 +60,11 @@ struct pool {
 	unsigned gen;		/* bumped by every SIGHUP */
 	int64_t drain_ms;	/* how long a process may take to stop */
 	int stopping;
-	/* The sidecar (pool.h), when there is one: restarted like a seat. */
+	/* The sidecar (pool.h), when there is one: restarted like a seat,
+	 * with its own seat's times (its slot unused). */
 	struct pool_sidecar side;
 	int has_side;
-	int64_t side_started, side_restart_at;
-	unsigned side_fails;
+	struct seat side_seat;
 	struct seat seat[MAX_SEATS];
 	struct proc proc[MAX_PROCS];
 };
@@ -211,9 +211,9 @@ pool_next(const struct pool *p, int64_t now)
 		if (pr->pid > 0 && pr->seat < 0 && (next < 0 || pr->kill_at < next))
 			next = pr->kill_at;
 	}
-	if (p->has_side && !p->stopping && p->side.pid <= 0 && p->side_restart_at > now &&
-	    (next < 0 || p->side_restart_at < next))
-		next = p->side_restart_at;
+	if (p->has_side && !p->stopping && p->side.pid <= 0 && p->side_seat.restart_at > now &&
+	    (next < 0 || p->side_seat.restart_at < next))
+		next = p->side_seat.restart_at;
 	return next;
 }
 
@@ -251,6 +251,18 @@ pool_backoff(unsigned *fails, int64_t started, int64_t now)
 	return now + (d > 5000 ? 5000 : d);
 }
 
+/* One line for a process that died and is started again. */
+static void
+log_restart(const char *what, pid_t pid, int status)
+{
+	if (WIFSIGNALED(status))
+		log_warnx("%s %ld killed by signal %d; restarting", what, (long)pid,
+		    WTERMSIG(status));
+	else
+		log_warnx("%s %ld exited with status %d; restarting", what, (long)pid,
+		    WEXITSTATUS(status));
+}
+
 /* The sidecar died: its restart is due after the back-off, unless the
  * pool is stopping (then it was told to go, or its queue was closed). */
 static void
@@ -261,13 +273,8 @@ side_died(struct pool *p, int status, int64_t now)
 	p->side.pid = 0;
 	if (p->stopping)
 		return;
-	if (WIFSIGNALED(status))
-		log_warnx("%s %ld killed by signal %d; restarting", p->side.name,
-		    (long)pid, WTERMSIG(status));
-	else
-		log_warnx("%s %ld exited with status %d; restarting", p->side.name,
-		    (long)pid, WEXITSTATUS(status));
-	p->side_restart_at = pool_backoff(&p->side_fails, p->side_started, now);
+	log_restart(p->side.name, pid, status);
+	p->side_seat.restart_at = pool_backoff(&p->side_seat.fails, p->side_seat.started, now);
 }
 
 /* Starts the sidecar again when its back-off is over. */
@@ -276,15 +283,15 @@ side_fill(struct pool *p, int64_t now)
 {
 	pid_t pid;
 
-	if (!p->has_side || p->side.pid > 0 || p->side_restart_at > now)
+	if (!p->has_side || p->side.pid > 0 || p->side_seat.restart_at > now)
 		return;
 	if ((pid = p->side.start(p->sfd)) == -1) {
 		log_warn("%s: fork", p->side.name);
-		p->side_restart_at = now + 1000;
+		p->side_seat.restart_at = now + 1000;
 		return;
 	}
 	p->side.pid = pid;
-	p->side_started = now;
+	p->side_seat.started = now;
 	log_info("%s %ld started", p->side.name, (long)pid);
 }
 
@@ -315,12 +322,7 @@ pool_reap(struct pool *p)
 		st = &p->seat[pr->seat];
 		st->slot = -1;
 		pr->seat = -1;
-		if (WIFSIGNALED(status))
-			log_warnx("worker %ld killed by signal %d; restarting",
-			    (long)pid, WTERMSIG(status));
-		else
-			log_warnx("worker %ld exited with status %d; restarting",
-			    (long)pid, WEXITSTATUS(status));
+		log_restart("worker", pid, status);
 		stats_add_restart();
 		st->restart_at = pool_backoff(&st->fails, st->started, now);
 	}
@@ -408,7 +410,8 @@ pool_run(unsigned nworkers, unsigned drain_seconds, pool_worker_fn *fn,
 	if (side != NULL) {
 		p->side = *side;
 		p->has_side = 1;
-		p->side_started = clock_ms();
+		p->side_seat.slot = -1;
+		p->side_seat.started = clock_ms();
 	}
 	for (unsigned s = 0; s < nworkers; s++)
 		p->seat[s].slot = -1;

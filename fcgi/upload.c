@@ -470,6 +470,14 @@ do_variants(const struct conf *c, const struct job_msg *m)
 		    (long long)(clock_ms() - t0));
 }
 
+/* A job's method, as the log names it. */
+static const char *
+method_name(uint32_t method)
+{
+	return method == UPLOAD_PUT ? "PUT" : method == UPLOAD_DELETE ? "DELETE" :
+	    method == UPLOAD_VARIANTS ? "variants job" : "job";
+}
+
 static void
 serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
 {
@@ -487,7 +495,7 @@ serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
 	 * done, so a 503 means "not stored" unless the work had begun. */
 	if (client_gone(reply_fd)) {
 		log_info("upload: %s %lld skipped: its client stopped waiting",
-		    m->method == UPLOAD_PUT ? "PUT" : "DELETE", (long long)m->id);
+		    method_name(m->method), (long long)m->id);
 		return;
 	}
 	if (m->method == UPLOAD_PUT)
@@ -502,7 +510,7 @@ serve_job(const struct conf *c, const struct job_msg *m, int reply_fd, int bfd)
 	    MSG_NOSIGNAL | MSG_DONTWAIT);
 	log_escape(peer, sizeof(peer), m->peer, strlen(m->peer));
 	log_info("upload: %s %lld -> %d, %llu bytes in, peer %s",
-	    m->method == UPLOAD_PUT ? "PUT" : "DELETE", (long long)m->id,
+	    method_name(m->method), (long long)m->id,
 	    (int)rm.status, (unsigned long long)m->len, peer);
 }
 
@@ -588,13 +596,6 @@ uploader_spawn(const struct conf *c, int qfd, struct uploader *u, int sfd, int w
 	u->pid = pid;
 	u->started = clock_ms();
 	u->killed = 0;
-}
-
-static const char *
-method_name(uint32_t method)
-{
-	return method == UPLOAD_PUT ? "PUT" : method == UPLOAD_DELETE ? "DELETE" :
-	    method == UPLOAD_VARIANTS ? "variants job" : "job";
 }
 
 /* Kills the upload processes whose job has run over --job-limit; they

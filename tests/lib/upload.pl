@@ -299,20 +299,25 @@ sub upload_pids {
 
 # Whether a process exists and is not a zombie.
 sub alive_pid {
+    my ($state) = proc_stat($_[0]);
+    return defined $state && $state ne 'Z' && $state ne 'X' ? 1 : 0;
+}
+
+# The fields of /proc/PID/stat after the command name (state first), or
+# an empty list when the process is gone.
+sub proc_stat {
     my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/stat" or return 0;
-    my $stat = <$fh> // return 0;
-    return $stat =~ /\) ([A-Za-z]) / && $1 ne 'Z' && $1 ne 'X';
+    open my $fh, '<', "/proc/$pid/stat" or return ();
+    my $stat = <$fh> // return ();
+    $stat =~ s/^.*\) //;
+    return split ' ', $stat;
 }
 
 # CPU time (ticks) the processes have used so far.
 sub cpu_ticks {
     my $t = 0;
     for my $pid (@_) {
-        open my $fh, '<', "/proc/$pid/stat" or next;
-        my $stat = <$fh>;
-        $stat =~ s/^.*\) //;
-        my @f = split ' ', $stat;
+        my @f = proc_stat($pid) or next;
         $t += $f[11] + $f[12];
     }
     return $t;
@@ -321,10 +326,7 @@ sub cpu_ticks {
 # Seconds a process has been running.
 sub age_of {
     my ($pid) = @_;
-    open my $fh, '<', "/proc/$pid/stat" or return -1;
-    my $stat = <$fh>;
-    $stat =~ s/^.*\) //;
-    my $start = (split ' ', $stat)[19];
+    my $start = (proc_stat($pid))[19] // return -1;
     open my $up, '<', '/proc/uptime' or return -1;
     my ($uptime) = split ' ', scalar <$up>;
     return $uptime - $start / POSIX::sysconf(POSIX::_SC_CLK_TCK());

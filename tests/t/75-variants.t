@@ -354,9 +354,8 @@ sub upload_state {
     my ($st) = @_;
     my @out;
     for my $p (upload_pids($st)) {
-        my $stat = slurp_or_empty("/proc/$p/stat") =~ s/^.*\) //r;
         my $wchan = slurp_or_empty("/proc/$p/wchan");
-        push @out, "upload process $p: state " . (split ' ', $stat)[0] . ", wchan $wchan, CPU ticks "
+        push @out, "upload process $p: state " . ((proc_stat($p))[0] // 'gone') . ", wchan $wchan, CPU ticks "
             . cpu_ticks($p) . ', ' . scalar(() = glob "/proc/$p/task/*") . ' threads';
     }
     push @out, 'load average: ' . slurp_or_empty('/proc/loadavg');
